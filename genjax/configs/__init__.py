@@ -1,0 +1,103 @@
+"""Configs are Python: `get_config()` in a module returns an ml_collections.ConfigDict.
+
+`load("tiny")` takes a module of this package by name, `load("path/to/my.py")`
+a file; overrides are `a.b.c=value` strings as on the command line
+(`--config.train.batch_size=64`). The result is locked: an unknown key or a
+value of the wrong type raises ConfigError naming the key.
+"""
+
+import ast
+import importlib
+import importlib.util
+import pathlib
+
+import ml_collections
+
+NAMES = ("tiny", "cifar", "base")
+
+
+class ConfigError(ValueError):
+  """A config name, file, key or value that cannot be used."""
+
+
+def _module(name_or_path: str):
+  if name_or_path in NAMES:
+    return importlib.import_module(f"genjax.configs.{name_or_path}")
+  path = pathlib.Path(name_or_path)
+  if path.suffix != ".py" or not path.is_file():
+    raise ConfigError(
+        f"config {name_or_path!r} is neither a built-in config ({', '.join(NAMES)}) "
+        "nor an existing .py file")
+  spec = importlib.util.spec_from_file_location(f"genjax_user_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config file {path} defines no get_config()")
+  return module
+
+
+def _parse(text: str):
+  """'64' -> 64, '(1, 2)' -> (1, 2), 'True' -> True, 'cosine' -> 'cosine'."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _convert(key: str, old, new):
+  """Coerce a parsed override to the type of the default, or raise ConfigError."""
+  if isinstance(old, bool):
+    if isinstance(new, bool):
+      return new
+    if isinstance(new, str) and new.lower() in ("true", "false"):
+      return new.lower() == "true"
+  elif isinstance(old, int):
+    if isinstance(new, int) and not isinstance(new, bool):
+      return new
+  elif isinstance(old, float):
+    if isinstance(new, (int, float)) and not isinstance(new, bool):
+      return float(new)
+  elif isinstance(old, str):
+    return str(new) if not isinstance(new, (tuple, list, dict)) else _fail(key, old, new)
+  elif isinstance(old, (tuple, list)):
+    if isinstance(new, (int, float)) and not isinstance(new, bool):
+      new = (new,)
+    if isinstance(new, (tuple, list)):
+      return tuple(new)
+  elif old is None:
+    return new
+  return _fail(key, old, new)
+
+
+def _fail(key, old, new):
+  raise ConfigError(
+      f"config key {key!r} expects a {type(old).__name__} (default {old!r}), got {new!r}")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides) -> None:
+  """Applies 'a.b=value' strings (or (key, value) pairs) in place."""
+  for item in overrides:
+    key, value = item.split("=", 1) if isinstance(item, str) else item
+    key = key.removeprefix("--").removeprefix("config.")
+    *parents, leaf = key.split(".")
+    node = config
+    for i, part in enumerate(parents):
+      if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+        raise ConfigError(f"unknown config key {'.'.join(parents[:i + 1])!r} (in override {item!r})")
+      node = node[part]
+    if leaf not in node:
+      valid = ", ".join(sorted(node.keys()))
+      raise ConfigError(f"unknown config key {key!r}; valid keys here: {valid}")
+    old = node[leaf]
+    if isinstance(old, ml_collections.ConfigDict):
+      raise ConfigError(f"config key {key!r} is a group, set one of its fields instead")
+    new = _parse(value) if isinstance(value, str) else value
+    node[leaf] = _convert(key, old, new)
+
+
+def load(name_or_path: str = "tiny", overrides=()) -> ml_collections.ConfigDict:
+  """Loads, overrides and locks a config."""
+  config = _module(name_or_path).get_config()
+  config.lock()
+  apply_overrides(config, overrides)
+  return config
