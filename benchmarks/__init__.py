@@ -1,0 +1,1 @@
+"""genjax benchmarks: `python -m benchmarks <name>`; see benchmarks/README.md."""

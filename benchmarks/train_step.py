@@ -1,0 +1,83 @@
+"""Train-step benchmark: images/s, compile time and memory for the tiny and CIFAR configs.
+
+    python -m benchmarks.train_step [--configs tiny,cifar] [--steps 10] [--conv-impl xla]
+        [--json out/train_step.json]
+
+Compiles outside the timer, checks the loss is finite, then times the jitted,
+donated step (median of `--steps` single-step calls).
+"""
+
+import argparse
+import functools
+import time
+
+import jax
+import numpy as np
+
+from benchmarks import common
+from genjax import configs
+from genjax.train import loop, sharding
+
+
+def bench_config(name: str, *, steps: int, conv_impl: str | None, overrides=()) -> dict:
+  over = list(overrides) + ([f"kernels.conv_impl={conv_impl}"] if conv_impl else [])
+  config = configs.load(name, over)
+  mesh = sharding.make_mesh(config.mesh)
+  *_, create = loop.build(config)
+  key = jax.random.PRNGKey(0)
+  abstract = jax.eval_shape(create, key)
+  shardings = sharding.state_shardings(abstract, mesh)
+  state = jax.jit(create, out_shardings=shardings)(key)
+  b = config.train.batch_size
+  h, w = config.data.image_size
+  rng = np.random.default_rng(0)
+  batch = loop.global_batch({"image": rng.uniform(-1, 1, (b, h, w, 3)).astype(np.float32),
+                             "label": np.zeros((b,), np.int32)}, mesh)
+  step_fn = loop.make_step_fn(config, mesh, shardings)
+
+  t = time.perf_counter()
+  compiled = step_fn.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t
+
+  state, metrics = compiled(state, batch)  # warm-up, and a correctness check
+  assert np.isfinite(float(metrics["loss"])), f"{name}: non-finite loss"
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t)
+  step_s = common.median(times)
+  n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(abstract.params))
+  return {"config": name, "conv_impl": conv_impl or config.kernels.conv_impl,
+          "params_m": n_params / 1e6, "batch": b, "image_size": f"{h}x{w}",
+          "step_ms": 1e3 * step_s, "images_per_s": b / step_s, "compile_s": compile_s,
+          "memory": common.memory_analysis(compiled), "peak_rss_mb": common.peak_rss_bytes() / 2**20}
+
+
+def main(argv=None) -> dict:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  p.add_argument("--configs", default="tiny,cifar")
+  p.add_argument("--steps", type=int, default=10)
+  p.add_argument("--conv-impl", default=None, help="force a conv implementation (default: config)")
+  p.add_argument("--json", default="benchmark_results/train_step.json")
+  args = p.parse_args(argv)
+  rows = [bench_config(n, steps=args.steps, conv_impl=args.conv_impl)
+          for n in args.configs.split(",")]
+  for r in rows:
+    r["temp_mb"] = r["memory"].get("temp", 0) / 2**20
+  print(f"device: {common.device_info()}")
+  common.print_table(rows, [("config", "config", ""), ("conv_impl", "conv", ""),
+                            ("params_m", "params (M)", ".2f"), ("batch", "batch", "d"),
+                            ("image_size", "size", ""), ("step_ms", "step (ms)", ".1f"),
+                            ("images_per_s", "images/s", ".1f"), ("compile_s", "compile (s)", ".1f"),
+                            ("temp_mb", "XLA temp (MiB)", ".1f"),
+                            ("peak_rss_mb", "peak RSS (MiB)", ".0f")])
+  payload = {"benchmark": "train_step", "device": common.device_info(), "results": rows}
+  common.write_json(args.json, payload)
+  print(f"wrote {args.json}")
+  return payload
+
+
+if __name__ == "__main__":
+  main()

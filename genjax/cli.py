@@ -1,0 +1,106 @@
+"""The `genjax` command: parses arguments and calls one library function per command."""
+
+import argparse
+import logging
+import sys
+
+USAGE_ERROR = 2
+
+
+def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
+  p.add_argument("--config", default=default,
+                 help="built-in config name (tiny, cifar, base) or a .py file with get_config(); "
+                      "override any field with --config.section.key=value")
+
+
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+  """Separates --config.a.b=value (or --config.a.b value) from the other arguments."""
+  rest, overrides, i = [], [], 0
+  while i < len(argv):
+    arg = argv[i]
+    if arg.startswith("--config."):
+      if "=" in arg:
+        overrides.append(arg[2:])
+      elif i + 1 < len(argv):
+        overrides.append(f"{arg[2:]}={argv[i + 1]}")
+        i += 1
+      else:
+        raise SystemExit(f"genjax: error: {arg} needs a value")
+    else:
+      rest.append(arg)
+    i += 1
+  return rest, overrides
+
+
+def _cmd_train(args, overrides) -> int:
+  from genjax import configs
+  from genjax.train import loop
+  config = configs.load(args.config, overrides)
+  summary = loop.train(config, args.workdir)
+  _print_summary(summary)
+  return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
+
+
+def _cmd_demo(args, overrides) -> int:
+  from genjax import demo
+  return demo.run(args.workdir, steps=args.steps, overrides=overrides)
+
+
+def _signal_number(name: str) -> int:
+  import signal
+  return int(signal.Signals[name])
+
+
+def _print_summary(summary) -> None:
+  print(f"steps {summary.start_step} -> {summary.final_step} in {summary.seconds:.0f} s "
+        f"({summary.images_per_second:.0f} images/s); final loss {summary.final_loss}")
+  if summary.skipped_steps:
+    print(f"skipped steps (non-finite loss): {summary.skipped_steps}")
+  if summary.skipped_files:
+    print(f"skipped files: {len(summary.skipped_files)}")
+  if summary.interrupted_by:
+    print(f"interrupted by {summary.interrupted_by}; checkpoint saved at step {summary.final_step}")
+  print(f"outputs in {summary.workdir}: samples.png, loss.png, metrics.jsonl, checkpoints/")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="genjax", description=(
+      "genjax: a JAX engine for image generation (not the probabilistic-programming genjax)."))
+  sub = parser.add_subparsers(dest="command", required=True)
+
+  p = sub.add_parser("demo", help="train a tiny model on built-in procedural data (CPU, minutes)")
+  p.add_argument("--workdir", default="genjax_demo", help="output folder (default: %(default)s)")
+  p.add_argument("--steps", type=int, default=None, help="training steps (default: the tiny config's)")
+  p.set_defaults(fn=_cmd_demo)
+
+  p = sub.add_parser("train", help="train or resume a diffusion model")
+  _add_config_args(p, default="tiny")
+  p.add_argument("--workdir", required=True, help="run folder: checkpoints, metrics, samples")
+  p.set_defaults(fn=_cmd_train)
+  return parser
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+  """Errors that mean bad input: reported in one line, exit code 2, no traceback."""
+  from genjax.configs import ConfigError
+  from genjax.train.checkpoint import CheckpointMismatchError
+  from genjax.train.loop import TrainingDiverged
+  return (ConfigError, CheckpointMismatchError, TrainingDiverged, ValueError, FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  rest, overrides = _split_overrides(argv)
+  args = build_parser().parse_args(rest)
+  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+  for noisy in ("absl", "orbax", "jax"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+  try:
+    return args.fn(args, overrides)
+  except _known_errors() as e:
+    print(f"genjax: error: {e}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,44 @@
+"""TrainState: everything that changes during training, as one pytree."""
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+  """One pytree, so it is checkpointed, sharded and donated as a unit.
+
+  The data-iterator state is the one thing that is not in here: it lives on the
+  host and is checkpointed beside this tree.
+  """
+  step: jax.Array                # int32 []: optimizer steps taken (skipped ones included)
+  params: Any                    # float32 master weights
+  ema_params: Any                # exponential moving average of params, float32
+  opt_state: optax.OptState
+  rng: jax.Array                 # uint32 [2]: per-step keys are fold_in(rng, step)
+  skipped: jax.Array             # int32 []: steps whose loss or gradient was not finite
+
+
+def create_train_state(key: jax.Array, *, model, tx: optax.GradientTransformation,
+                       image_shape: tuple[int, int], num_classes: int,
+                       cond_channels: int) -> TrainState:
+  """Initializes a TrainState. Pure in `key`, so `jax.eval_shape` gives its shapes.
+
+  Args:
+    key: uint32 [2] root key of this run.
+    image_shape: (height, width) of the training images.
+  """
+  init_key, rng = jax.random.split(key)
+  h, w = image_shape
+  x = jnp.zeros((1, h, w, 3), jnp.float32)
+  y = jnp.zeros((1,), jnp.int32) if num_classes else None
+  cond = jnp.zeros((1, h, w, cond_channels), jnp.float32) if cond_channels else None
+  params = model.init({"params": init_key}, x, jnp.zeros((1,), jnp.float32), y=y, cond=cond,
+                      train=False)["params"]
+  zero = jnp.zeros((), jnp.int32)
+  return TrainState(step=zero, params=params, ema_params=jax.tree.map(jnp.copy, params),
+                    opt_state=tx.init(params), rng=rng, skipped=zero)

@@ -1,0 +1,107 @@
+"""The train step: a pure function (state, batch) -> (state, metrics).
+
+Bind the static arguments with functools.partial and jit it once, where it is
+called, with shardings and `donate_argnums=0` (see `genjax.train.loop`).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from genjax import diffusion
+from genjax.train import conditioning
+from genjax.train.state import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """The static, hashable part of the train step."""
+  num_classes: int = 0
+  cond_channels: int = 0
+  label_dropout: float = 0.1
+  ema_decay: float = 0.9999
+  grad_accum_steps: int = 1
+
+  @classmethod
+  def from_config(cls, config) -> "StepConfig":
+    return cls(num_classes=config.model.num_classes, cond_channels=config.model.cond_channels,
+               label_dropout=config.train.label_dropout, ema_decay=config.train.ema_decay,
+               grad_accum_steps=config.train.grad_accum_steps)
+
+
+def _loss(params, batch, key, *, model, spec: diffusion.DiffusionSpec, cfg: StepConfig):
+  """Mean diffusion loss of one (micro-)batch. batch["image"]: [B, H, W, 3] in [-1, 1]."""
+  x0 = batch["image"]
+  b, h, w, _ = x0.shape
+  k_drop, k_label, k_diff, k_mask = jax.random.split(key, 4)
+  y = None
+  if cfg.num_classes:
+    # Classifier-free guidance: some labels become the null class.
+    null = jax.random.bernoulli(k_label, cfg.label_dropout, (b,))
+    y = jnp.where(null, cfg.num_classes, batch["label"])
+  cond = None
+  if cfg.cond_channels:
+    cond = conditioning.mask_condition(x0, conditioning.random_keep_masks(k_mask, b, h, w))
+
+  def net(x_in, c_noise):
+    return model.apply({"params": params}, x_in, c_noise, y=y, cond=cond, train=True,
+                       rngs={"dropout": k_drop})
+
+  return jnp.mean(diffusion.training_loss(net, x0, k_diff, spec))
+
+
+def _grads(params, batch, key, *, model, spec, cfg: StepConfig):
+  """Loss and gradient, accumulated over `grad_accum_steps` micro-batches with lax.scan."""
+  loss_and_grad = jax.value_and_grad(_loss)
+  n = cfg.grad_accum_steps
+  if n == 1:
+    return loss_and_grad(params, batch, key, model=model, spec=spec, cfg=cfg)
+
+  # [B, ...] -> [n, B / n, ...]: example j of micro-batch i is batch[j * n + i], so each
+  # micro-batch keeps examples from every device's slice and needs no resharding.
+  micro = jax.tree.map(lambda a: jnp.swapaxes(a.reshape(a.shape[0] // n, n, *a.shape[1:]), 0, 1),
+                       batch)
+
+  def body(carry, i_and_mb):
+    i, mb = i_and_mb
+    loss, grads = loss_and_grad(params, mb, jax.random.fold_in(key, i), model=model, spec=spec,
+                                cfg=cfg)
+    return jax.tree.map(jnp.add, carry, (loss, grads)), None
+
+  zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+  (loss, grads), _ = jax.lax.scan(body, zeros, (jnp.arange(n), micro))
+  return jax.tree.map(lambda a: a / n, (loss, grads))
+
+
+def train_step(state: TrainState, batch, *, model, spec, tx: optax.GradientTransformation,
+               cfg: StepConfig):
+  """One optimizer step. A non-finite loss or gradient leaves the state as it was.
+
+  Args:
+    batch: {"image": float32 [B, H, W, 3] in [-1, 1], "label": int32 [B]}, the global batch.
+  Returns:
+    (new_state, metrics) with float32 scalars loss, grad_norm and an int32 `finite` flag.
+  """
+  key = jax.random.fold_in(state.rng, state.step)
+  loss, grads = _grads(state.params, batch, key, model=model, spec=spec, cfg=cfg)
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  ema_params = optax.incremental_update(params, state.ema_params, 1.0 - cfg.ema_decay)
+
+  def keep_if_finite(new, old):
+    return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+
+  new_state = state.replace(
+      step=state.step + 1,
+      params=keep_if_finite(params, state.params),
+      ema_params=keep_if_finite(ema_params, state.ema_params),
+      opt_state=keep_if_finite(opt_state, state.opt_state),
+      skipped=state.skipped + (~finite).astype(jnp.int32),
+  )
+  metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite.astype(jnp.int32)}
+  return new_state, metrics
