@@ -34,11 +34,35 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _cmd_train(args, overrides) -> int:
   from genjax import configs
-  from genjax.train import loop
+  from genjax.train import distributed, loop
   config = configs.load(args.config, overrides)
+  distributed.initialize(distributed.DistributedSettings.from_args_and_env(
+      enabled=args.distributed, coordinator_address=args.coordinator,
+      num_processes=args.num_processes, process_id=args.process_id,
+      heartbeat_timeout_s=args.heartbeat_timeout))
   summary = loop.train(config, args.workdir)
   _print_summary(summary)
   return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
+
+
+def _cmd_sample(args, overrides) -> int:
+  from genjax.sample import run
+  paths = run.sample_to_folder(
+      args.workdir, args.out, n=args.n, batch_size=args.batch, sampler=args.sampler,
+      steps=args.steps, guidance=args.guidance, label=args.label, seed=args.seed,
+      init=args.init, strength=args.strength, mask=args.mask, resample=args.resample)
+  print(f"wrote {len(paths)} images and grid.png to {args.out}")
+  return 0
+
+
+def _cmd_export(args, overrides) -> int:
+  from genjax.sample import export
+  path = export.export_sampler(args.workdir, args.out, sampler=args.sampler, steps=args.steps,
+                               guidance=args.guidance, label=args.label,
+                               platforms=tuple(args.platforms.split(",")))
+  print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); run it with "
+        f"genjax.sample.export.call_exported or jax.export.deserialize(...).call(noise, keys)")
+  return 0
 
 
 def _cmd_demo(args, overrides) -> int:
@@ -76,7 +100,43 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("train", help="train or resume a diffusion model")
   _add_config_args(p, default="tiny")
   p.add_argument("--workdir", required=True, help="run folder: checkpoints, metrics, samples")
+  g = p.add_argument_group("multi-process (every process runs the same command)")
+  g.add_argument("--distributed", action="store_true",
+                 help="join a process group detected from the cluster (TPU pod, SLURM, Open MPI)")
+  g.add_argument("--coordinator", help="host:port of process 0 (env GENJAX_COORDINATOR_ADDRESS)")
+  g.add_argument("--num-processes", type=int, help="env GENJAX_NUM_PROCESSES")
+  g.add_argument("--process-id", type=int, help="env GENJAX_PROCESS_ID")
+  g.add_argument("--heartbeat-timeout", type=int,
+                 help="seconds until a dead peer stops the run (default 100)")
   p.set_defaults(fn=_cmd_train)
+
+  p = sub.add_parser("sample", help="sample images from a trained run (also img2img, inpainting)")
+  p.add_argument("--workdir", required=True, help="the run folder (config.json, checkpoints/)")
+  p.add_argument("-o", "--out", required=True, help="output folder")
+  p.add_argument("--n", type=int, default=16, help="number of images")
+  p.add_argument("--batch", type=int, default=16, help="images per compiled call")
+  p.add_argument("--sampler", default=None,
+                 help="ddpm, ddim, euler, heun, dpm++2m (default: dpm++2m; ddim for --init, "
+                      "ddpm for --mask)")
+  p.add_argument("--steps", type=int, default=25)
+  p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
+  p.add_argument("--class", dest="label", type=int, default=None, help="class label")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--init", help="RGB image to start from (img2img, or inpainting with --mask)")
+  p.add_argument("--strength", type=float, default=0.6, help="img2img noise strength in [0, 1]")
+  p.add_argument("--mask", help="inpainting mask, same size as --init: white = keep")
+  p.add_argument("--resample", type=int, default=4, help="RePaint resampling rounds per step")
+  p.set_defaults(fn=_cmd_sample)
+
+  p = sub.add_parser("export", help="serialize the compiled sampler with jax.export")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("-o", "--out", required=True, help="output file, e.g. sampler.jaxexport")
+  p.add_argument("--sampler", default="ddim")
+  p.add_argument("--steps", type=int, default=50)
+  p.add_argument("--guidance", type=float, default=1.0)
+  p.add_argument("--class", dest="label", type=int, default=None)
+  p.add_argument("--platforms", default="cpu", help="comma-separated: cpu,cuda,tpu")
+  p.set_defaults(fn=_cmd_export)
   return parser
 
 

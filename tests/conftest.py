@@ -17,3 +17,39 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 import jax  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import pytest  # noqa: E402
+
+# The tiny config made smaller still (8x16 panoramas, width 16): the train, sample and
+# app tests all use it, so its programs compile once (and hit the persistent cache).
+TINY = (
+    "data.image_size=(8, 16)",
+    "data.num_examples=512",
+    "model.base_channels=16",
+    "model.channel_mult=(1, 2)",
+    "model.attn_resolutions=(4,)",
+    "model.num_heads=1",
+    "train.batch_size=8",
+    "train.warmup_steps=2",
+    "train.log_every=1",
+    "train.sample_every=1000",
+    "train.num_sample_images=4",
+    "train.sample_steps=4",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides():
+  return list(TINY)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+  """A run folder with a tiny model trained for 300 steps on the procedural panoramas."""
+  from genjax import configs
+  from genjax.train import loop
+  workdir = tmp_path_factory.mktemp("trained_run")
+  config = configs.load("tiny", list(TINY) + ["train.num_steps=300", "train.batch_size=16",
+                                              "train.checkpoint_every=300", "train.log_every=50"])
+  loop.train(config, workdir, progress=False)
+  return workdir

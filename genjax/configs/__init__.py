@@ -101,3 +101,24 @@ def load(name_or_path: str = "tiny", overrides=()) -> ml_collections.ConfigDict:
   config.lock()
   apply_overrides(config, overrides)
   return config
+
+
+def from_json(text: str, *, source: str = "config.json") -> ml_collections.ConfigDict:
+  """A config saved by a run (`config.to_json()`), rebuilt on the base config and locked."""
+  import json
+  from genjax.configs import base
+
+  def leaves(d, prefix=""):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        yield from leaves(v, f"{prefix}{k}.")
+      else:
+        yield f"{prefix}{k}", v
+
+  config = base.get_config()
+  config.lock()
+  try:
+    apply_overrides(config, list(leaves(json.loads(text))))
+  except ConfigError as e:
+    raise ConfigError(f"{source}: {e}") from None
+  return config

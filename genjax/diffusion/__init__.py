@@ -1,0 +1,21 @@
+"""Diffusion: noise schedules, objectives, loss weightings, the training loss, samplers.
+
+  spec = DiffusionSpec.from_config(config.diffusion)
+  loss = training_loss(net, x0, key, spec)             # [B]
+  denoise_fn = make_denoiser(net, spec)                # (x_t, t) -> x0_hat
+  x0 = get_sampler("dpmpp_2m")(denoise_fn, key, (B, H, W, C), spec, steps=25)
+
+`net(x_in [B, H, W, C], c_noise [B]) -> [B, H, W, C]` is a plain function. Editing:
+`img2img` (SDEdit), `inpaint` (RePaint); classifier-free guidance: `guided`.
+"""
+
+from genjax.diffusion.denoiser import denoise, make_denoiser
+from genjax.diffusion.editing import img2img, inpaint
+from genjax.diffusion.guidance import guided
+from genjax.diffusion.loss import per_example_loss, sample_t_and_noise, training_loss
+from genjax.diffusion.objectives import OBJECTIVES, get_objective
+from genjax.diffusion.registry import UnknownNameError
+from genjax.diffusion.samplers import SAMPLERS, get_sampler, num_evaluations
+from genjax.diffusion.schedules import SCHEDULES, get_schedule
+from genjax.diffusion.spec import DiffusionSpec
+from genjax.diffusion.weighting import WEIGHTINGS, get_weighting

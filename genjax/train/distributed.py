@@ -1,0 +1,59 @@
+"""Multi-process start-up through jax.distributed (multi-controller JAX).
+
+Every process runs the same `genjax train` command. Settings come from, in order:
+flags, GENJAX_* environment variables, and the cluster environments that jax
+detects by itself (Cloud TPU pod slices, SLURM, Open MPI) when
+`--distributed` is given without values.
+"""
+
+import dataclasses
+import logging
+import os
+
+import jax
+
+log = logging.getLogger("genjax.distributed")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedSettings:
+  enabled: bool = False                 # call jax.distributed.initialize at all
+  coordinator_address: str | None = None  # host:port of process 0
+  num_processes: int | None = None
+  process_id: int | None = None
+  heartbeat_timeout_s: int = 100        # a dead peer is detected after this long
+  cpu_collectives: str | None = None    # "gloo" for multi-process CPU runs
+
+  @classmethod
+  def from_args_and_env(cls, *, enabled=False, coordinator_address=None, num_processes=None,
+                        process_id=None, heartbeat_timeout_s=None, env=None):
+    env = os.environ if env is None else env
+
+    def pick(value, name, cast=str):
+      if value is not None:
+        return value
+      return cast(env[name]) if env.get(name) else None
+
+    coordinator_address = pick(coordinator_address, "GENJAX_COORDINATOR_ADDRESS")
+    num_processes = pick(num_processes, "GENJAX_NUM_PROCESSES", int)
+    process_id = pick(process_id, "GENJAX_PROCESS_ID", int)
+    heartbeat = pick(heartbeat_timeout_s, "GENJAX_HEARTBEAT_TIMEOUT", int) or 100
+    explicit = coordinator_address is not None or num_processes is not None
+    return cls(enabled=enabled or explicit, coordinator_address=coordinator_address,
+               num_processes=num_processes, process_id=process_id,
+               heartbeat_timeout_s=heartbeat,
+               cpu_collectives=env.get("GENJAX_CPU_COLLECTIVES", "gloo"))
+
+
+def initialize(settings: DistributedSettings) -> None:
+  """Joins the process group; a no-op when not enabled. Call before any other jax use."""
+  if not settings.enabled:
+    return
+  if settings.cpu_collectives:
+    # CPU devices need a collectives implementation to talk across processes.
+    jax.config.update("jax_cpu_collectives_implementation", settings.cpu_collectives)
+  jax.distributed.initialize(
+      coordinator_address=settings.coordinator_address, num_processes=settings.num_processes,
+      process_id=settings.process_id, heartbeat_timeout_seconds=settings.heartbeat_timeout_s)
+  log.info("process %d of %d; %d local / %d global devices", jax.process_index(),
+           jax.process_count(), jax.local_device_count(), jax.device_count())

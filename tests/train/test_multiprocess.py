@@ -1,0 +1,106 @@
+"""Two processes with two CPU devices each (gloo collectives) train like one process with
+four devices; a dead peer stops the other process in bounded time; both resume."""
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import genjax
+from genjax import configs
+from genjax.train import logbook, loop
+
+STEPS = 4
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _launch(workdir, port, overrides, *, heartbeat=10):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             GENJAX_CPU_COLLECTIVES="gloo", PYTHONUNBUFFERED="1")
+  procs = []
+  for pid in range(2):
+    cmd = [sys.executable, "-m", "genjax.cli", "train", "--config=tiny", f"--workdir={workdir}",
+           f"--coordinator=127.0.0.1:{port}", "--num-processes=2", f"--process-id={pid}",
+           f"--heartbeat-timeout={heartbeat}", *[f"--config.{o}" for o in overrides]]
+    log = open(pathlib.Path(workdir).with_suffix(f".{pid}.log"), "ab")
+    procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+  return procs
+
+
+def _wait(procs, timeout):
+  return [p.wait(timeout=timeout) for p in procs]
+
+
+def _params(workdir, step):
+  return ocp.PyTreeCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")["params"]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides):
+  overrides = tiny_overrides + [f"train.num_steps={STEPS}", f"train.checkpoint_every={STEPS}"]
+  two = tmp_path / "two"
+  two.mkdir()
+  codes = _wait(_launch(two, _free_port(), overrides), timeout=400)
+  assert codes == [0, 0], (two.with_suffix(".0.log").read_text()[-3000:],
+                           two.with_suffix(".1.log").read_text()[-3000:])
+  one = tmp_path / "one"
+  loop.train(configs.load("tiny", overrides), one, progress=False)  # 1 process, 4 devices
+
+  a, b = _params(two, STEPS), _params(one, STEPS)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5, rtol=0)
+  la = [r["loss"] for r in logbook.read_records(two / "metrics.jsonl")]
+  lb = [r["loss"] for r in logbook.read_records(one / "metrics.jsonl")]
+  np.testing.assert_allclose(la, lb, rtol=1e-5)
+
+  # The 2-process checkpoint restores in this single process and samples.
+  sample_fn, params = genjax.load_sampler(two, sampler="ddim", steps=4)
+  images = np.asarray(jax.jit(sample_fn, static_argnums=2)(params, jax.random.PRNGKey(0), 2))
+  assert images.shape == (2, 8, 16, 3) and np.isfinite(images).all()
+
+
+@pytest.mark.slow
+def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  overrides = tiny_overrides + ["train.num_steps=100000", "train.checkpoint_every=2",
+                                "train.keep_checkpoints=10"]
+  procs = _launch(workdir, _free_port(), overrides, heartbeat=5)
+  deadline = time.monotonic() + 300
+  while not (workdir / "checkpoints" / "2" / "_CHECKPOINT_METADATA").exists():
+    assert all(p.poll() is None for p in procs), workdir.with_suffix(".0.log").read_text()[-3000:]
+    assert time.monotonic() < deadline
+    time.sleep(0.1)
+  procs[1].send_signal(signal.SIGKILL)
+  t = time.monotonic()
+  code = procs[0].wait(timeout=120)  # bounded: no hang
+  waited = time.monotonic() - t
+  assert code != 0
+  log0 = workdir.with_suffix(".0.log").read_text()
+  assert any(word in log0.lower() for word in ("heartbeat", "unavailable", "connection",
+                                               "terminated", "peer", "gloo")), log0[-3000:]
+  print(f"surviving process exited {waited:.1f} s after its peer was killed")
+
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  last = steps[-1]
+  overrides[-3] = f"train.num_steps={last + 2}"
+  codes = _wait(_launch(workdir, _free_port(), overrides), timeout=400)
+  assert codes == [0, 0], workdir.with_suffix(".0.log").read_text()[-3000:]
+  log0 = workdir.with_suffix(".0.log").read_text()
+  assert f"at step {last}" in log0
+  leftovers = [p.name for p in (workdir / "checkpoints").iterdir() if "tmp" in p.name]
+  assert not leftovers
+  assert (workdir / "checkpoints" / str(last + 2) / "_CHECKPOINT_METADATA").exists()
