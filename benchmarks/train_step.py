@@ -8,7 +8,6 @@ donated step (median of `--steps` single-step calls).
 """
 
 import argparse
-import functools
 import time
 
 import jax

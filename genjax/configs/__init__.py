@@ -13,7 +13,7 @@ import pathlib
 
 import ml_collections
 
-NAMES = ("tiny", "cifar", "base")
+NAMES = ("tiny", "cifar", "large", "base")
 
 
 class ConfigError(ValueError):

@@ -32,6 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.cond_channels = 0          # extra input channels (image conditioning, e.g. 4 = masked RGB + mask)
   c.model.padding = "zeros"          # "zeros" | "circular_w" (wrap longitude) | "sphere" (also across the poles)
   c.model.out_channels = 3
+  c.model.remat = False              # recompute each residual block in the backward pass (memory)
 
   c.diffusion = ml_collections.ConfigDict()
   c.diffusion.schedule = "cosine"    # "linear" | "cosine" | "edm"

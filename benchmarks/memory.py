@@ -1,0 +1,81 @@
+"""Per-device memory and step time of the train step on a CPU mesh: data-only, fsdp, fsdp+remat.
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 \
+      python -m benchmarks.memory --configs cifar,large [--steps 3]
+
+Uses XLA's compiled memory analysis (per device: the program is SPMD, so every device
+runs the same program on its shard).
+"""
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+from benchmarks import common
+from genjax import configs
+from genjax.train import loop, sharding
+
+VARIANTS = {
+    "data": ["mesh.fsdp=1"],
+    "fsdp": ["mesh.fsdp={n}", "mesh.data=1"],
+    "fsdp+remat": ["mesh.fsdp={n}", "mesh.data=1", "model.remat=True"],
+}
+
+
+def measure(name: str, variant: str, *, steps: int, batch: int | None) -> dict:
+  n = jax.device_count()
+  over = [o.format(n=n) for o in VARIANTS[variant]]
+  if batch:
+    over.append(f"train.batch_size={batch}")
+  config = configs.load(name, over)
+  mesh = sharding.make_mesh(config.mesh)
+  *_, create = loop.build(config)
+  key = jax.random.PRNGKey(0)
+  abstract = jax.eval_shape(create, key)
+  shardings = sharding.state_shardings(abstract, mesh)
+  state = jax.jit(create, out_shardings=shardings)(key)
+  b = config.train.batch_size
+  h, w = config.data.image_size
+  rng = np.random.default_rng(0)
+  batch_arrays = loop.global_batch({"image": rng.uniform(-1, 1, (b, h, w, 3)).astype(np.float32),
+                                    "label": np.zeros((b,), np.int32)}, mesh)
+  step_fn = loop.make_step_fn(config, mesh, shardings)
+  compiled = step_fn.lower(state, batch_arrays).compile()
+  state, _ = compiled(state, batch_arrays)
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    state, m = compiled(state, batch_arrays)
+    jax.block_until_ready(m)
+    times.append(time.perf_counter() - t)
+  mem = common.memory_analysis(compiled)
+  return {"config": name, "variant": variant, "devices": n, "batch": b,
+          "args_mb": mem.get("argument", 0) / 2**20, "temp_mb": mem.get("temp", 0) / 2**20,
+          "out_mb": mem.get("output", 0) / 2**20, "step_ms": 1e3 * common.median(times)}
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  p.add_argument("--configs", default="cifar,large")
+  p.add_argument("--variants", default=",".join(VARIANTS))
+  p.add_argument("--steps", type=int, default=3)
+  p.add_argument("--batch", type=int, default=None, help="override the configs' batch size")
+  p.add_argument("--json", default="benchmark_results/memory.json")
+  args = p.parse_args(argv)
+  rows = [measure(c, v, steps=args.steps, batch=args.batch)
+          for c in args.configs.split(",") for v in args.variants.split(",")]
+  print(f"device: {common.device_info()}")
+  common.print_table(rows, [("config", "config", ""), ("variant", "variant", ""),
+                            ("devices", "devices", "d"), ("batch", "batch", "d"),
+                            ("args_mb", "args/device (MiB)", ".1f"),
+                            ("temp_mb", "temp/device (MiB)", ".1f"),
+                            ("step_ms", "step (ms)", ".0f")])
+  common.write_json(args.json, {"benchmark": "memory", "device": common.device_info(),
+                                "results": rows})
+  print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+  main()
