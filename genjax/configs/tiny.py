@@ -16,14 +16,14 @@ def get_config():
   c.model.num_heads = 2
   c.model.dropout = 0.0
   c.model.padding = "circular_w"
-  c.train.batch_size = 32
-  c.train.num_steps = 600
+  c.train.batch_size = 16
+  c.train.num_steps = 500
   c.train.learning_rate = 2e-3
   c.train.warmup_steps = 50
   c.train.ema_decay = 0.99
   c.train.log_every = 10
-  c.train.sample_every = 200
-  c.train.checkpoint_every = 200
+  c.train.sample_every = 250
+  c.train.checkpoint_every = 250
   c.train.num_sample_images = 16
   c.train.sample_steps = 25
   return c

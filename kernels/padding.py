@@ -1,0 +1,37 @@
+"""Border handling for 3x3 (and larger) convolutions, as explicit padding of NHWC arrays.
+
+Modes:
+  "SAME"       zeros on every side.
+  "CIRCULAR_W" wraps along the width (longitude of an equirectangular image), zeros
+               along the height.
+  "SPHERE"     wraps along the width; above row 0 (and below row H-1) continue across
+               the pole: padding row -1 - i is row i rolled by W / 2 (the point on the
+               other side of the pole), so the image is treated as a sphere.
+"""
+
+import jax
+import jax.numpy as jnp
+
+MODES = ("SAME", "CIRCULAR_W", "SPHERE")
+
+
+def pad(x: jax.Array, ph: int, pw: int, mode: str) -> jax.Array:
+  """[B, H, W, C] -> [B, H + 2 ph, W + 2 pw, C] padded as `mode` says."""
+  if mode not in MODES:
+    raise ValueError(f"conv2d: padding must be one of {MODES}, got {mode!r}")
+  if mode == "SAME":
+    return jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+  w = x.shape[2]
+  if pw > w:
+    raise ValueError(f"conv2d: circular padding of {pw} columns needs width >= {pw}, got {w}")
+  if ph and mode == "SPHERE":
+    if w % 2:
+      raise ValueError(f"conv2d: SPHERE padding needs an even width, got {w}")
+    top = jnp.roll(x[:, :ph][:, ::-1], w // 2, axis=2)
+    bottom = jnp.roll(x[:, x.shape[1] - ph:][:, ::-1], w // 2, axis=2)
+    x = jnp.concatenate([top, x, bottom], axis=1)
+  elif ph:
+    x = jnp.pad(x, ((0, 0), (ph, ph), (0, 0), (0, 0)))
+  if pw:  # after the pole rows, so the corners wrap too
+    x = jnp.concatenate([x[:, :, w - pw:], x, x[:, :, :pw]], axis=2)
+  return x
