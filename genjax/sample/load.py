@@ -26,7 +26,8 @@ def load_run(workdir, *, step: int | None = None, ema: bool = True):
   if not config_path.is_file():
     raise FileNotFoundError(f"{workdir} is not a genjax run folder: no config.json")
   config = configs.from_json(config_path.read_text(), source=str(config_path))
-  manager = ocp.CheckpointManager((workdir / "checkpoints").absolute(), item_names=("state",),
+  manager = ocp.CheckpointManager((workdir / "checkpoints").absolute(),
+                                  item_handlers={"state": ocp.PyTreeCheckpointHandler()},
                                   options=ocp.CheckpointManagerOptions(read_only=True))
   step = manager.latest_step() if step is None else step
   if step is None:

@@ -52,7 +52,8 @@ class Checkpointer:
         options=ocp.CheckpointManagerOptions(
             save_interval_steps=every, max_to_keep=keep, create=True,
             cleanup_tmp_directories=True),
-        item_names=("state", "data"))
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": grain.checkpoint.CheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()

@@ -142,7 +142,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
   step_fn = make_step_fn(config, mesh, shardings)
 
   loader = data.make_loader(config.data, global_batch_size=config.train.batch_size,
-                            seed=config.seed)
+                            seed=config.seed, info=info)
   data_iter = iter(loader)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.train.checkpoint_every,
                                  keep=config.train.keep_checkpoints)

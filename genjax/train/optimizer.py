@@ -7,7 +7,9 @@ import optax
 def learning_rate_schedule(train_cfg) -> optax.Schedule:
   """Linear warm-up to `learning_rate`, then cosine decay to `end_lr_fraction` of it."""
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=train_cfg.learning_rate,
+      # Step 0 already learns (a zero first rate would waste a step).
+      init_value=train_cfg.learning_rate / max(train_cfg.warmup_steps, 1),
+      peak_value=train_cfg.learning_rate,
       warmup_steps=max(train_cfg.warmup_steps, 1),
       decay_steps=max(train_cfg.num_steps, train_cfg.warmup_steps + 1),
       end_value=train_cfg.learning_rate * train_cfg.end_lr_fraction)

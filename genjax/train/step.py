@@ -86,7 +86,7 @@ def train_step(state: TrainState, batch, *, model, spec, tx: optax.GradientTrans
   """
   key = jax.random.fold_in(state.rng, state.step)
   loss, grads = _grads(state.params, batch, key, model=model, spec=spec, cfg=cfg)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
