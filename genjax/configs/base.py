@@ -53,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.0
   c.train.b1 = 0.9
   c.train.b2 = 0.999
+  c.train.adam_eps = 1e-8
   c.train.grad_clip = 1.0
   c.train.ema_decay = 0.9999
   c.train.compute_dtype = "float32"  # "float32" | "bfloat16" (master weights stay float32)

@@ -15,33 +15,41 @@ def _single_device_target(metadata_tree):
                       metadata_tree)
 
 
-def load_run(workdir, *, step: int | None = None, ema: bool = True):
-  """(config, model, spec, params) of the checkpoint at `step` (default: latest).
+def restore_subtrees(workdir, names=("ema_params",), *, step: int | None = None) -> dict:
+  """{name: tree} of TrainState fields (params, ema_params, opt_state, step, ...) at `step`
+  (default: latest), restored onto one local device whatever mesh and process count
+  the run was trained with."""
+  directory = (pathlib.Path(workdir) / "checkpoints").absolute()
+  manager = ocp.CheckpointManager(directory,
+                                  item_handlers={"state": ocp.PyTreeCheckpointHandler()},
+                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"{directory} holds no checkpoint")
+    metadata = manager.item_metadata(step)["state"]
+    metadata = getattr(metadata, "tree", metadata)
+    target = {name: _single_device_target(metadata[name]) for name in names}
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, partial_restore=True,
+        restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
+  finally:
+    manager.close()
+  return dict(restored["state"])
 
-  The parameters are restored onto one local device, whatever mesh and process count
-  the run was trained with.
-  """
+
+def load_run(workdir, *, step: int | None = None, ema: bool = True):
+  """(config, model, spec, params) of the checkpoint at `step` (default: latest)."""
   workdir = pathlib.Path(workdir)
   config_path = workdir / "config.json"
   if not config_path.is_file():
     raise FileNotFoundError(f"{workdir} is not a genjax run folder: no config.json")
   config = configs.from_json(config_path.read_text(), source=str(config_path))
-  manager = ocp.CheckpointManager((workdir / "checkpoints").absolute(),
-                                  item_handlers={"state": ocp.PyTreeCheckpointHandler()},
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f"{workdir / 'checkpoints'} holds no checkpoint")
-  metadata = manager.item_metadata(step)["state"]
-  metadata = getattr(metadata, "tree", metadata)
   name = "ema_params" if ema else "params"
-  target = {name: _single_device_target(metadata[name])}
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.PyTreeRestore(item=target, partial_restore=True)))
-  manager.close()
+  params = restore_subtrees(workdir, (name,), step=step)[name]
   model = models.build_model(config.model)
   spec = diffusion.DiffusionSpec.from_config(config.diffusion)
-  return config, model, spec, restored["state"][name]
+  return config, model, spec, params
 
 
 def load_sampler(workdir, *, step: int | None = None, **sampler_kwargs):

@@ -25,5 +25,6 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
   return optax.chain(
       optax.clip_by_global_norm(train_cfg.grad_clip),
       optax.adamw(learning_rate_schedule(train_cfg), b1=train_cfg.b1, b2=train_cfg.b2,
+                  eps=train_cfg.adam_eps,
                   weight_decay=train_cfg.weight_decay, mask=_decay_mask),
   )

@@ -11,11 +11,11 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 import genjax
 from genjax import configs
+from genjax.sample.load import restore_subtrees
 from genjax.train import logbook, loop
 
 STEPS = 4
@@ -45,12 +45,16 @@ def _wait(procs, timeout):
 
 
 def _params(workdir, step):
-  return ocp.PyTreeCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")["params"]
+  return restore_subtrees(workdir, ("params",), step=step)["params"]
 
 
 @pytest.mark.slow
 def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides):
-  overrides = tiny_overrides + [f"train.num_steps={STEPS}", f"train.checkpoint_every={STEPS}"]
+  # Some biases sit in the null space of the GroupNorm after them: their gradient is
+  # float noise of the reduction order, which Adam with eps=1e-8 turns into +-lr steps.
+  # A larger eps keeps that noise at noise level; every other update is unchanged.
+  overrides = tiny_overrides + [f"train.num_steps={STEPS}", f"train.checkpoint_every={STEPS}",
+                                "train.adam_eps=1e-5"]
   two = tmp_path / "two"
   two.mkdir()
   codes = _wait(_launch(two, _free_port(), overrides), timeout=400)

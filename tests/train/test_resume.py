@@ -10,8 +10,8 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
+from genjax.sample.load import restore_subtrees
 from genjax.train import logbook
 
 STEPS, EVERY = 12, 4
@@ -27,8 +27,7 @@ def _finished_checkpoint(workdir: pathlib.Path, step: int) -> bool:
 
 
 def _final_state(workdir: pathlib.Path):
-  path = workdir / "checkpoints" / str(STEPS) / "state"
-  return ocp.PyTreeCheckpointer().restore(path)
+  return restore_subtrees(workdir, ("params", "ema_params", "opt_state", "step"), step=STEPS)
 
 
 def _losses(workdir):
