@@ -18,18 +18,21 @@ _MULTISTEP = {"dpmpp_2m"}
 
 
 def img2img(denoise_fn: DenoiseFn, key: jax.Array, init: jax.Array, spec, *, steps: int,
-            strength: float, sampler: str = "ddim", **opts) -> jax.Array:
+            strength: float, sampler: str = "ddim", grid: str | None = None,
+            **opts) -> jax.Array:
   """SDEdit (Meng et al. 2022): noise `init` part of the way, then denoise it.
 
-  The last n = round(strength * steps) steps of the `steps`-step grid are run
-  (at least 1 when strength > 0), starting from x = alpha init + sigma z at
-  t = grid[steps - n]. strength = 1 starts at t_max (for VP: alpha(1) init + noise,
-  essentially pure noise), strength = 0 returns init unchanged.
+  The last n = round(strength * steps) steps of the sampler's `steps`-step grid are
+  run (at least 1 when strength > 0), starting from x = alpha init + sigma z at
+  t = grid[steps - n]. strength = 1 starts at the grid's first time (for VP: alpha(1)
+  init + noise on the "uniform" grid, alpha ~ 0.0125 on "karras"; essentially pure
+  noise), strength = 0 returns init unchanged.
 
   Args:
     init: [B, H, W, C] float32 images in the data range.
     key: one key or [B] per-sample keys (see samplers).
     sampler, opts: a SAMPLERS name and its options (eta, s_churn, ...).
+    grid: a schedules.GRIDS name; None: the sampler's default (see samplers).
   Returns: [B, H, W, C] float32.
   """
   strength = float(strength)
@@ -37,7 +40,7 @@ def img2img(denoise_fn: DenoiseFn, key: jax.Array, init: jax.Array, spec, *, ste
     raise ValueError(f"img2img strength must be in [0, 1], got {strength}")
   init = jnp.asarray(init, jnp.float32)
   samplers.check_options(sampler, opts)
-  grid = spec.schedule.sampling_grid(steps)
+  grid = samplers.sampling_grid(sampler, spec.schedule, steps, grid)
   n = max(1, round(strength * steps)) if strength > 0 else 0
   if n == 0:
     return init
@@ -63,7 +66,8 @@ def _mask(mask, shape) -> jax.Array:
 
 
 def inpaint(denoise_fn: DenoiseFn, key: jax.Array, known: jax.Array, mask: jax.Array, spec, *,
-            steps: int, resample: int = 1, sampler: str = "ddpm", **opts) -> jax.Array:
+            steps: int, resample: int = 1, sampler: str = "ddpm", grid: str | None = None,
+            **opts) -> jax.Array:
   """Inpainting with RePaint-style resampling (Lugmayr et al. 2022, "RePaint").
 
   Sampling starts from pure noise. After every step t -> s the known region is
@@ -80,6 +84,7 @@ def inpaint(denoise_fn: DenoiseFn, key: jax.Array, known: jax.Array, mask: jax.A
     key: one key or [B] per-sample keys (see samplers).
     sampler, opts: a SAMPLERS name and its options; with resample > 1 a one-step
       sampler (ddpm, ddim, euler, heun).
+    grid: a schedules.GRIDS name; None: the sampler's default (see samplers).
   Returns: [B, H, W, C] float32.
   """
   known = jnp.asarray(known, jnp.float32)
@@ -95,7 +100,7 @@ def inpaint(denoise_fn: DenoiseFn, key: jax.Array, known: jax.Array, mask: jax.A
                      f"{sorted(set(samplers.STEP_RULES) - _MULTISTEP)}")
   rule = samplers.STEP_RULES[sampler]
   schedule = spec.schedule
-  grid = schedule.sampling_grid(steps)
+  grid = samplers.sampling_grid(sampler, schedule, steps, grid)
   keys, x = samplers.initial_state(key, known.shape, schedule, grid[0])
   ctx = samplers.Context(denoise_fn, schedule, keys, int(steps))
   shape = known.shape[1:]

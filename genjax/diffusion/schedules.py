@@ -12,9 +12,24 @@ Samplers only see t through this interface, so they run unchanged on every sched
   alpha_sigma(t) -> (alpha, sigma)   same shape as t (a [B] array or a scalar)
   log_snr(t)                         log(alpha^2 / sigma^2), clipped to <= LOG_SNR_MAX
   t_from_log_snr(log_snr)            the inverse of the unclipped log_snr
+  ratio(t), t_from_ratio(ratio)      the noise ratio sigma / alpha (EDM's sigma) and its inverse
   sample_train_t(key, batch) -> [B]  training time distribution
-  sampling_grid(steps) -> [steps+1]  from t_max (high noise) down to exactly 0
+  sampling_grid(steps, grid=None)    [steps+1] times from t_start <= t_max down to exactly 0
   c_noise(t)                         the scalar the network is conditioned on
+
+Sampling grids, by name (GRIDS):
+
+* "uniform": uniform in the schedule's own t from t_max to 0 (for VP the "trailing"
+  spacing of Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are
+  Flawed"; for "edm" uniform in sigma).
+* "karras": Karras et al.'s rho-spaced grid (their eq. 5) in the noise ratio sigma / alpha
+  from min(ratio_max, ratio(t_max)) to ratio_min, mapped back to t, then 0. In x / alpha
+  the probability-flow ODE is the same for every schedule, so on this grid a
+  deterministic sampler gives the same samples on every schedule (up to c_noise). For
+  VP schedules ratio_max = 80 (EDM's sigma_max) starts at t_from_ratio(80) < 1
+  (alpha ~ 0.0125), not at t = 1 (ratio 156 for "linear", 2.2e4 for "cosine").
+
+`default_grid` is each schedule's own: "uniform" for VP, "karras" for "edm".
 
 All outputs are float32 and finite at both ends of the time range (sigma = 0 gives
 log_snr = LOG_SNR_MAX, c_noise is floored); no NaN anywhere in [0, t_max].
@@ -53,9 +68,11 @@ def _check_steps(steps) -> int:
 
 
 class Schedule:
-  """Common interface (see the module docstring). Subclasses are frozen dataclasses."""
+  """Common interface (see the module docstring). Subclasses are frozen dataclasses
+  with the fields ratio_min, ratio_max and rho of the "karras" grid."""
 
   name = ""
+  default_grid = "uniform"
 
   @property
   def t_max(self) -> float:
@@ -72,11 +89,24 @@ class Schedule:
   def t_from_log_snr(self, log_snr) -> jax.Array:
     raise NotImplementedError
 
+  def ratio(self, t) -> jax.Array:
+    """The noise ratio sigma / alpha (EDM's sigma, the std of the noise in x / alpha)."""
+    alpha, sigma = self.alpha_sigma(t)
+    return sigma / alpha
+
+  def t_from_ratio(self, ratio) -> jax.Array:
+    """The t where sigma / alpha = ratio (> 0): the inverse of `ratio`."""
+    return self.t_from_log_snr(-2.0 * jnp.log(_f32(ratio)))
+
   def sample_train_t(self, key: jax.Array, batch: int) -> jax.Array:
     raise NotImplementedError
 
-  def sampling_grid(self, steps: int) -> jax.Array:
-    raise NotImplementedError
+  def sampling_grid(self, steps: int, grid: str | None = None) -> jax.Array:
+    """The times of `steps` sampling steps, [steps + 1] float32, strictly decreasing to 0.
+
+    grid: a GRIDS name ("uniform", "karras"); None: this schedule's `default_grid`.
+    """
+    return get_grid(grid or self.default_grid)(self, steps)
 
   def c_noise(self, t) -> jax.Array:
     raise NotImplementedError
@@ -94,15 +124,6 @@ class _VPSchedule(Schedule):
   def sample_train_t(self, key, batch):
     """t ~ U[t_min, 1]: [batch] float32."""
     return jax.random.uniform(key, (batch,), jnp.float32, self.t_min, 1.0)
-
-  def sampling_grid(self, steps):
-    """Uniform in t from 1 to 0: [steps + 1] float32.
-
-    Starting at t = 1 exactly (the "trailing" spacing of Lin et al. 2024, "Common
-    Diffusion Noise Schedules and Sample Steps are Flawed").
-    """
-    steps = _check_steps(steps)
-    return jnp.asarray(np.linspace(1.0, 0.0, steps + 1), jnp.float32)
 
   def c_noise(self, t):
     """1000 * t: DDPM's step index, so t = i / 1000 is discrete step i."""
@@ -128,6 +149,10 @@ class LinearSchedule(_VPSchedule):
   beta_end: float = 0.02
   num_steps: int = 1000
   t_min: float = 1e-3   # the first step of the discrete chain (sigma = 0.01)
+  # The "karras" grid in sigma / alpha: EDM's sigma_min, sigma_max and rho.
+  ratio_min: float = 0.002
+  ratio_max: float = 80.0
+  rho: float = 7.0
 
   def _log_alpha_bar_table(self) -> np.ndarray:
     """log(alpha_bar_i) at t = i / num_steps, i = 0..num_steps: [N + 1] float64."""
@@ -170,6 +195,10 @@ class CosineSchedule(_VPSchedule):
   s: float = 0.008
   log_snr_min: float = -20.0
   t_min: float = 1e-3
+  # The "karras" grid in sigma / alpha: EDM's sigma_min, sigma_max and rho.
+  ratio_min: float = 0.002
+  ratio_max: float = 80.0
+  rho: float = 7.0
 
   @property
   def _phi0(self) -> float:
@@ -191,8 +220,12 @@ class CosineSchedule(_VPSchedule):
     return alpha, sigma
 
   def t_from_log_snr(self, log_snr):
-    alpha = jnp.sqrt(jax.nn.sigmoid(_f32(log_snr)))
-    phi = jnp.arccos(jnp.clip(alpha * jnp.cos(jnp.float32(self._phi0)), -1.0, 1.0))
+    # cos(phi) = alpha cos(phi0), so sin(phi) = sqrt(sin^2 phi0 + cos^2 phi0 sigma^2):
+    # atan2 of the two keeps t precise for small sigma, where arccos(~1) would not.
+    log_snr = _f32(log_snr)
+    alpha, sigma2 = jnp.sqrt(jax.nn.sigmoid(log_snr)), jax.nn.sigmoid(-log_snr)
+    c0, s0 = math.cos(self._phi0), math.sin(self._phi0)
+    phi = jnp.arctan2(jnp.sqrt(s0 * s0 + c0 * c0 * sigma2), alpha * c0)
     t = (phi - jnp.float32(self._phi0)) * jnp.float32((1.0 + self.s) / (0.5 * math.pi))
     return jnp.clip(t, 0.0, self.t_clip)
 
@@ -201,12 +234,13 @@ class CosineSchedule(_VPSchedule):
 class EDMSchedule(Schedule):
   """Karras et al. 2022 (EDM): alpha = 1, sigma = t.
 
-  Training: ln(sigma) ~ N(p_mean, p_std^2). Sampling: sigma_i = (sigma_max^(1/rho) +
-  i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho for i < N, then sigma_N = 0
-  (their eq. 5). c_noise = ln(sigma) / 4.
+  Training: ln(sigma) ~ N(p_mean, p_std^2). Sampling: the "karras" grid sigma_i =
+  (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho for i < N,
+  then sigma_N = 0 (their eq. 5). c_noise = ln(sigma) / 4.
   """
 
   name = "edm"
+  default_grid = "karras"
   sigma_min: float = 0.002
   sigma_max: float = 80.0
   rho: float = 7.0
@@ -221,24 +255,62 @@ class EDMSchedule(Schedule):
     sigma = jnp.maximum(_f32(t), 0.0)
     return jnp.ones_like(sigma), sigma
 
+  @property
+  def ratio_min(self) -> float:
+    return self.sigma_min
+
+  @property
+  def ratio_max(self) -> float:
+    return self.sigma_max
+
   def t_from_log_snr(self, log_snr):
     return jnp.exp(-0.5 * _f32(log_snr))
+
+  def t_from_ratio(self, ratio):
+    return _f32(ratio)
 
   def sample_train_t(self, key, batch):
     """sigma = exp(p_mean + p_std * n), n ~ N(0, 1): [batch] float32."""
     return jnp.exp(self.p_mean + self.p_std * jax.random.normal(key, (batch,), jnp.float32))
 
-  def sampling_grid(self, steps):
-    """Karras rho-spaced sigmas from sigma_max to sigma_min, then 0: [steps + 1] float32."""
-    steps = _check_steps(steps)
-    inv_rho = 1.0 / self.rho
-    frac = np.arange(steps, dtype=np.float64) / max(steps - 1, 1)
-    lo, hi = self.sigma_min ** inv_rho, self.sigma_max ** inv_rho
-    sigmas = (hi + frac * (lo - hi)) ** self.rho
-    return jnp.asarray(np.append(sigmas, 0.0), jnp.float32)
-
   def c_noise(self, t):
     return 0.25 * jnp.log(jnp.maximum(_f32(t), _SIGMA_FLOOR))
+
+
+def uniform_grid(schedule: Schedule, steps: int) -> jax.Array:
+  """Uniform in t from t_max to 0: [steps + 1] float32."""
+  steps = _check_steps(steps)
+  return jnp.asarray(np.linspace(schedule.t_max, 0.0, steps + 1), jnp.float32)
+
+
+def karras_grid(schedule: Schedule, steps: int) -> jax.Array:
+  """Rho-spaced in sigma / alpha from min(ratio_max, ratio(t_max)) to ratio_min, as t,
+  then 0: [steps + 1] float32 (Karras et al. 2022, eq. 5, for any schedule)."""
+  steps = _check_steps(steps)
+  lo, rho = float(schedule.ratio_min), float(schedule.rho)
+  # A static function of (schedule, steps): evaluate it now even inside jit, so that it
+  # enters the program as a constant and `top` can be compared in Python.
+  with jax.ensure_compile_time_eval():
+    top = float(schedule.ratio(schedule.t_max))
+    hi = min(float(schedule.ratio_max), top)
+    if not 0.0 < lo < hi or rho <= 0.0:
+      raise ValueError(f"{schedule.name} schedule: the karras grid needs 0 < ratio_min < "
+                       f"min(ratio_max, ratio(t_max)) = {hi:g} and rho > 0, got ratio_min={lo}, "
+                       f"rho={rho}")
+    frac = np.arange(steps, dtype=np.float64) / max(steps - 1, 1)
+    ratios = (hi ** (1 / rho) + frac * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    t = np.asarray(schedule.t_from_ratio(ratios), np.float64)
+  if hi == top:
+    t[0] = schedule.t_max  # not the inverse's round-off: exactly the end of the schedule
+  return jnp.asarray(np.append(t, 0.0), jnp.float32)
+
+
+GRIDS = {"uniform": uniform_grid, "karras": karras_grid}
+
+
+def get_grid(name: str):
+  """GRIDS[name]: (schedule, steps) -> [steps + 1] times; unknown names list the valid ones."""
+  return registry.lookup(GRIDS, name, "sampling grid")
 
 
 SCHEDULES: dict[str, type[Schedule]] = {

@@ -32,17 +32,20 @@ def gaussian_denoiser(schedule):
   return denoise_fn
 
 
-@pytest.mark.parametrize("sched,strength", [("cosine", 0.5), ("edm", 0.7)])
-def test_img2img_moments_match_the_noised_then_flowed_init(sched, strength):
-  """From x_k = alpha init + sigma n at t_k the exact ODE gives
+@pytest.mark.parametrize("sched,strength,sampler,grid", [
+    ("cosine", 0.5, "dpmpp_2m", None), ("edm", 0.7, "dpmpp_2m", None),
+    ("cosine", 0.6, "heun", None),           # its default: the karras grid
+    ("linear", 0.5, "dpmpp_2m", "karras")])
+def test_img2img_moments_match_the_noised_then_flowed_init(sched, strength, sampler, grid):
+  """From x_k = alpha init + sigma n at t_k (on the sampler's grid) the exact ODE gives
   N(mu + s alpha (init - mu) / v, s^2 sigma^2 / v^2), v^2 = alpha^2 s^2 + sigma^2."""
   spec = DiffusionSpec.create(sched, "v")
   steps = 40
   init = jnp.full((N, H, W, C), 0.9)
   x = jax.jit(functools.partial(img2img, gaussian_denoiser(spec.schedule), init=init, spec=spec,
-                                steps=steps, strength=strength, sampler="dpmpp_2m"))(
+                                steps=steps, strength=strength, sampler=sampler, grid=grid))(
                                     jax.random.key(0))
-  t_k = spec.schedule.sampling_grid(steps)[steps - round(strength * steps)]
+  t_k = samplers.sampling_grid(sampler, spec.schedule, steps, grid)[steps - round(strength * steps)]
   a, s = (float(v) for v in spec.schedule.alpha_sigma(t_k))
   v2 = a * a * STD**2 + s * s
   mean, var = MU + STD * a * (0.9 - MU) / np.sqrt(v2), STD**2 * s * s / v2

@@ -96,13 +96,57 @@ def test_edm_schedule_and_karras_grid():
 
 
 @pytest.mark.parametrize("name", ALL)
-@pytest.mark.parametrize("steps", [1, 2, 25])
-def test_sampling_grid_runs_from_t_max_to_zero(name, steps):
+@pytest.mark.parametrize("grid", list(schedules.GRIDS))
+@pytest.mark.parametrize("steps", [1, 2, 25, 1000])
+def test_sampling_grid_runs_from_its_start_to_zero(name, grid, steps):
   sched = schedules.get_schedule(name)
-  grid = np.asarray(sched.sampling_grid(steps))
-  assert grid.shape == (steps + 1,) and grid.dtype == np.float32
-  assert grid[0] == np.float32(sched.t_max) and grid[-1] == 0.0
-  assert np.all(np.diff(grid) < 0)
+  times = np.asarray(sched.sampling_grid(steps, grid))
+  assert times.shape == (steps + 1,) and times.dtype == np.float32
+  assert times[-1] == 0.0 and np.all(np.diff(times) < 0)
+  if grid == "uniform" or name == "edm":
+    assert times[0] == np.float32(sched.t_max)
+  else:  # VP: where sigma / alpha = 80
+    np.testing.assert_allclose(sched.ratio(times[0]), 80.0, rtol=1e-5)
+    assert times[0] < sched.t_max
+
+
+@pytest.mark.parametrize("name,default", [("linear", "uniform"), ("cosine", "uniform"),
+                                          ("edm", "karras")])
+def test_default_grid(name, default):
+  sched = schedules.get_schedule(name)
+  np.testing.assert_array_equal(sched.sampling_grid(9), sched.sampling_grid(9, default))
+  np.testing.assert_array_equal(sched.sampling_grid(4, "uniform"),
+                                np.linspace(sched.t_max, 0.0, 5).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_karras_grid_is_rho_spaced_in_the_noise_ratio(name):
+  """Karras et al. eq. 5 with sigma = sigma / alpha, 0.002 .. 80, rho = 7, for any schedule."""
+  sched = schedules.get_schedule(name)
+  n = 18
+  times = sched.sampling_grid(n, "karras")
+  i = np.arange(n)
+  ref = (80 ** (1 / 7) + i / (n - 1) * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7
+  np.testing.assert_allclose(sched.ratio(times[:-1]), ref, rtol=1e-5)
+  # A constant of the program, also when built inside jit.
+  np.testing.assert_array_equal(jax.jit(lambda: sched.sampling_grid(n, "karras"))(), times)
+
+
+def test_karras_grid_starts_at_t_max_when_ratio_max_is_beyond_it():
+  sched = schedules.LinearSchedule(ratio_max=1000.0)
+  top = math.sqrt(1 / _discrete_alpha_bar()[-1] - 1)  # ratio(1) = 157.4
+  times = np.asarray(sched.sampling_grid(10, "karras"))
+  assert times[0] == 1.0
+  np.testing.assert_allclose(sched.ratio(times[1]),
+                             (top ** (1 / 7) + (0.002 ** (1 / 7) - top ** (1 / 7)) / 9) ** 7,
+                             rtol=1e-5)
+
+
+def test_grid_errors():
+  with pytest.raises(UnknownNameError, match="karras, uniform"):
+    schedules.CosineSchedule().sampling_grid(10, "quadratic")
+  with pytest.raises(ValueError, match="ratio_min"):
+    schedules.CosineSchedule(ratio_min=100.0).sampling_grid(10, "karras")
 
 
 @pytest.mark.parametrize("steps", [0, -3, 2.5, True, "10"])
@@ -129,6 +173,21 @@ def test_t_from_log_snr_inverts_log_snr(name):
   t = jnp.linspace(0.02, 0.98, 49) * sched.t_max
   np.testing.assert_allclose(sched.t_from_log_snr(sched.log_snr(t)), t, rtol=1e-4,
                              atol=1e-5 * sched.t_max)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_t_from_ratio_inverts_ratio(name):
+  """Over the whole karras range, down to sigma / alpha = 0.002 (t ~ 1e-4 for VP)."""
+  sched = schedules.get_schedule(name)
+  ratios = np.geomspace(0.002, 80.0, 41)
+  np.testing.assert_allclose(sched.ratio(sched.t_from_ratio(ratios)), ratios, rtol=2e-5)
+
+
+def test_cosine_ratio_closed_form():
+  t = np.array([1e-4, 1e-3, 0.3, 0.9])
+  ab = _cosine_alpha_bar(t.astype(np.float32).astype(np.float64))
+  ratio = schedules.CosineSchedule().ratio(jnp.asarray(t, jnp.float32))
+  np.testing.assert_allclose(ratio, np.sqrt((1 - ab) / ab), rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])

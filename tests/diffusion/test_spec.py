@@ -34,6 +34,8 @@ def test_from_config_reads_parameters():
   spec = DiffusionSpec.from_config({"schedule": "edm", "rho": 5, "sigma_max": 40.0})
   assert spec.schedule.rho == 5.0 and isinstance(spec.schedule.rho, float)
   assert spec.schedule.sigma_max == 40.0
+  spec = DiffusionSpec.from_config({"schedule": "cosine", "ratio_max": 20, "rho": 5})
+  assert spec.schedule == schedules.CosineSchedule(ratio_max=20.0, rho=5.0)
 
 
 @pytest.mark.parametrize("key,value,names", [
