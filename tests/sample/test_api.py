@@ -94,3 +94,25 @@ def test_inpainting_keeps_left_half_and_fills_like_data(trained_run):
 def test_bad_sampler_arguments(trained_run, kwargs, message):
   with pytest.raises(ValueError, match=message):
     genjax.load_sampler(trained_run, **kwargs)
+
+
+def test_cli_sample_writes_images_and_rejects_bad_input(trained_run, tmp_path, capsys):
+  from PIL import Image
+  from genjax import cli
+  out = tmp_path / "out"
+  assert cli.main(["sample", f"--workdir={trained_run}", "-o", str(out), "--n", "3",
+                   "--batch", "2", "--sampler", "ddim", "--steps", "4"]) == 0
+  assert sorted(p.name for p in out.iterdir()) == ["grid.png", "sample_00000.png",
+                                                   "sample_00001.png", "sample_00002.png"]
+  Image.new("RGB", (16, 8), (90, 120, 200)).save(tmp_path / "photo.png")
+  Image.new("L", (16, 8), 255).convert("RGBA").save(tmp_path / "rgba.png")
+  Image.new("L", (10, 8), 255).save(tmp_path / "mask.png")
+  capsys.readouterr()
+  cases = [(["--sampler", "rk45"], "unknown sampler"),
+           (["--steps", "0"], "steps"),
+           (["--init", str(tmp_path / "rgba.png")], "not RGB"),
+           (["--init", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "mask.png")],
+            "same size")]
+  for extra, message in cases:
+    code = cli.main(["sample", f"--workdir={trained_run}", "-o", str(tmp_path / "bad"), *extra])
+    assert code != 0 and message in capsys.readouterr().err, extra
