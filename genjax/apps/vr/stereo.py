@@ -46,8 +46,8 @@ def warp_to_right_eye(left: jax.Array, depth: jax.Array, *, baseline, focal_px,
   Returns:
     (right [H, W, C], holes [H, W] bool). holes marks disocclusions: right-eye pixels that
     no left pixel reaches (surfaces hidden from the left eye, the strip beyond the left
-    image's edge). They copy the farther neighbouring pixel of their row (the background
-    side), a stopgap for an inpainting model to redo.
+    image's edge). They copy the farther neighbouring pixel of their row (see
+    fill_from_background), a stopgap for an inpainting model to redo.
   """
   h, w, _ = left.shape
   if depth.shape != (h, w):
@@ -80,18 +80,39 @@ def warp_to_right_eye(left: jax.Array, depth: jax.Array, *, baseline, focal_px,
   y = jnp.broadcast_to(rows[:, None] + 0.5, (h, w)).astype(x.dtype)
   right, _ = sampling.sample_bilinear(left, x, y)
 
-  # A hole copies the farther (smaller-disparity) of the nearest known pixels on either
-  # side of its row: disocclusions reveal background, whose texture the left eye never saw.
-  last = jax.lax.cummax(jnp.where(known, cols[None, :], -1), axis=1)
-  nxt = jax.lax.cummin(jnp.where(known, cols[None, :], w), axis=1, reverse=True)
-  d_last = jnp.where(last >= 0, jnp.take_along_axis(disp_right, jnp.clip(last, 0, w - 1), 1),
-                     jnp.inf)
-  d_next = jnp.where(nxt < w, jnp.take_along_axis(disp_right, jnp.clip(nxt, 0, w - 1), 1),
-                     jnp.inf)
-  source = jnp.clip(jnp.where(d_last <= d_next, last, nxt), 0, w - 1)    # [H, W]
-  fill = jnp.take_along_axis(right, source[..., None], axis=1)
-  right = jnp.where(known[..., None], right, fill)
-  return right, ~known
+  return fill_from_background(right, known, disp_right), ~known
+
+
+def fill_from_background(img: jax.Array, known: jax.Array, nearness: jax.Array, *,
+                         wrap: bool = False) -> jax.Array:
+  """Fills the unknown pixels of img [H, W, C] from the farther side of their row.
+
+  A hole copies the farther (smaller nearness) of the nearest known pixels on either side
+  of it in its row: disocclusions reveal background, whose texture the source view never
+  saw, so extending the foreground into them would fatten objects. A stopgap until an
+  inpainting model redoes the holes.
+
+  Args:
+    img: [H, W, C]; known: [H, W] bool; nearness: [H, W], larger = nearer (disparity,
+      inverse distance), read at known pixels only.
+    wrap: rows are circular (equirectangular panoramas): the search continues across the
+      left and right edges.
+  """
+  h, w = known.shape
+  reps = 3 if wrap else 1            # with wrap, search the middle copy of a row tiled 3x
+  known_t = jnp.tile(known, (1, reps))
+  near_t = jnp.tile(nearness, (1, reps))
+  cols = jnp.arange(reps * w)[None, :]
+  last = jax.lax.cummax(jnp.where(known_t, cols, -1), axis=1)
+  nxt = jax.lax.cummin(jnp.where(known_t, cols, reps * w), axis=1, reverse=True)
+  lo, hi = (reps // 2) * w, (reps // 2 + 1) * w
+  last, nxt = last[:, lo:hi], nxt[:, lo:hi]
+  near_at = lambda c: jnp.take_along_axis(near_t, jnp.clip(c, 0, reps * w - 1), 1)  # noqa: E731
+  n_last = jnp.where(last >= 0, near_at(last), jnp.inf)
+  n_next = jnp.where(nxt < reps * w, near_at(nxt), jnp.inf)
+  source = jnp.mod(jnp.where(n_last <= n_next, last, nxt), w)     # [H, W]
+  fill = jnp.take_along_axis(img, source[..., None], axis=1)
+  return jnp.where(known[..., None], img, fill)
 
 
 # ---------------------------------------------------------------------------------------------

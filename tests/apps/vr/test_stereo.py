@@ -31,18 +31,6 @@ def psnr(a, b, keep) -> float:
   return float(10 * np.log10(1.0 / mse))
 
 
-def test_scene_depth_is_exact():
-  """z-depth of the wall is 9 m and of the floor 1.2 f / (y - H/2) at row centre y."""
-  _, depth, _, _ = rendered()
-  np.testing.assert_allclose(depth[5, 5], -scene.WALL_Z, rtol=1e-6)
-  y = H - 1 + 0.5
-  np.testing.assert_allclose(depth[H - 1, W // 2], -scene.FLOOR_Y * FOCAL / (y - H / 2),
-                             rtol=1e-5)
-  # The nearest surface point is the sphere's front, at z-depth -c_z - r.
-  np.testing.assert_allclose(depth.min(), -scene.SPHERE_CENTRE[2] - scene.SPHERE_RADIUS,
-                             atol=2e-3)
-
-
 def test_warp_matches_rendered_right_eye(record_property):
   left, left_depth, right, right_depth = rendered()
   synth, holes = warp(jnp.asarray(left), jnp.asarray(left_depth), baseline=BASELINE,

@@ -1,0 +1,143 @@
+"""Omnidirectional stereo (ODS) panoramas from one equirectangular panorama and its depth.
+
+ODS (Peleg, Ben-Ezra and Pritch, "Omnistereo: panoramic stereo imaging", PAMI 2001; the
+format of Google's "Rendering omni-directional stereo content"): each column of an eye's
+panorama is seen from a different point, on a horizontal circle of radius r = ipd / 2 around
+the centre, tangent to the viewing direction. The ray of longitude lon starts at
+s r right(lon), right(lon) = (cos lon, 0, sin lon), s = +1 for the right eye, -1 for the left,
+which is what a head turning in place would see with each eye. Same frames as
+genjax.image.projections (x right, y up, front -z) and genjax.apps.vr.scene.render_panorama.
+
+Geometry. A surface point at distance D from the centre, at (lon, lat), has horizontal
+distance rho = D cos(lat) and height y = D sin(lat). The eye s sees it (if rho > r) at
+
+  lon' = lon - s asin(r / rho),       lat' = atan2(y, sqrt(rho^2 - r^2)),
+
+at distance sqrt(D^2 - r^2) along that ray: the right eye sees near points shifted left,
+as in planar stereo. So each eye is a forward warp of the centre panorama by a per-pixel,
+per-column offset; as in stereo.warp_to_right_eye we splat the offsets with a z-buffer
+(nearest surface wins), close the short gaps a stretched surface leaves, and fetch the colours from the source
+panorama by bilinear sampling (wrapping in longitude, across the poles). Points within the
+viewing circle (rho <= r: straight up and down) are invisible to ODS; near the poles ODS
+itself is distorted, as every ODS renderer is.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from genjax.apps.vr import stereo
+from genjax.image import sampling
+
+EYES = {"left": -1.0, "right": 1.0}
+DEFAULT_IPD = 0.064    # metres: an average adult interpupillary distance
+MAX_GAP = 3            # pixels: the widest gap in a stretched surface that is closed
+SAME_SURFACE = 0.05    # gap ends whose inverse distances differ less (relative) are one surface
+
+
+def ods_eye(pano: jax.Array, distance: jax.Array, *, eye: str, ipd=DEFAULT_IPD):
+  """One ODS eye panorama from the centre view.
+
+  Args:
+    pano: [H, W, C] float equirectangular panorama seen from the centre (W = 2H usual).
+    distance: [H, W] distance in metres from the centre to the surface at each pixel
+      (> 0; inf for the sky).
+    eye: "left" or "right".
+    ipd: interpupillary distance in metres (the viewing circle's diameter).
+
+  Returns:
+    (eye_pano [H, W, C], holes [H, W] bool): holes are disocclusions (surfaces the centre
+    view does not see) and the invisible caps at the poles; they copy the farther
+    neighbour of their row (stereo.fill_from_background, wrapping), for an inpainting model
+    to redo.
+  """
+  if eye not in EYES:
+    raise ValueError(f"unknown eye {eye!r}; valid: {sorted(EYES)}")
+  h, w, _ = pano.shape
+  if distance.shape != (h, w):
+    raise ValueError(f"distance {distance.shape} must match the panorama {pano.shape[:2]}")
+  s = EYES[eye]
+  r = jnp.asarray(ipd, jnp.float32) / 2
+  dist = distance.astype(jnp.float32)
+  cols = jnp.arange(w, dtype=jnp.float32)[None, :] + 0.5
+  rows = jnp.arange(h, dtype=jnp.float32)[:, None] + 0.5
+  xs, ys = jnp.broadcast_arrays(cols, rows)                        # source centres [H, W]
+  lon, lat = sampling.equirect_angles(xs, ys, h, w)
+
+  # Where each source pixel lands in the eye's panorama.
+  rho = dist * jnp.cos(lat)
+  ok = (rho > r) & (dist > 0)
+  safe_rho = jnp.where(ok, rho, 2 * r + 1)                          # finite gradients
+  finite = jnp.isfinite(safe_rho)
+  shift = jnp.where(finite, jnp.arcsin(r / jnp.where(finite, safe_rho, 1.0)), 0.0)
+  height = jnp.where(finite, dist * jnp.sin(lat), 0.0)
+  horiz = jnp.where(finite, jnp.sqrt(jnp.maximum(safe_rho ** 2 - r ** 2, 0.0)), 1.0)
+  lat2 = jnp.where(finite, jnp.arctan2(height, horiz), lat)        # at infinity: unchanged
+  x2, y2 = sampling.equirect_pixel_coords(lon - s * shift, lat2, h, w)
+  dx, dy = x2 - xs, y2 - ys                                         # small: no wrap needed
+  tx = jnp.mod(jnp.floor(x2).astype(jnp.int32), w)
+  ty = jnp.floor(y2).astype(jnp.int32)
+  inside = ok & (ty >= 0) & (ty < h)
+
+  # z-buffer: the nearest surface (largest 1 / distance) wins; then the winner's index, so
+  # its (dx, dy) come from one source pixel.
+  nearness = jnp.where(inside, 1 / dist, -jnp.inf).ravel()
+  segment = jnp.where(inside, ty * w + tx, h * w).ravel()          # h * w: discarded
+  best = jax.ops.segment_max(nearness, segment, num_segments=h * w + 1)
+  winner = inside.ravel() & (nearness == best[segment])
+  index = jax.ops.segment_max(jnp.where(winner, jnp.arange(h * w), -1), segment,
+                              num_segments=h * w + 1)[:h * w].reshape(h, w)
+  hit = index >= 0
+  pick = lambda a: jnp.where(hit, a.ravel()[jnp.maximum(index, 0)], 0.0)  # noqa: E731
+  near_t, dx_t, dy_t = pick(1 / jnp.where(ok, dist, jnp.inf)), pick(dx), pick(dy)
+
+  # A stretched surface leaves gaps between its splats (ODS stretches rows near the poles
+  # and near surfaces sideways); close gaps of up to MAX_GAP pixels whose two ends lie on one
+  # surface (nearly equal distance), along the rows (wrapping) and then the columns.
+  fields = (near_t, dx_t, dy_t)
+  known, fields = _close_gaps(hit, fields, wrap=True)
+  known_c, fields_c = _close_gaps(known.T, tuple(f.T for f in fields), wrap=False)
+  known, (near_t, dx_t, dy_t) = known_c.T, tuple(f.T for f in fields_c)
+
+  # Colours: bilinear fetch from the centre panorama, offset back by the winner's shift.
+  x = xs - jnp.where(known, dx_t, 0.0)
+  y = jnp.clip(ys - jnp.where(known, dy_t, 0.0), 0.0, float(h))
+  out = sampling.sample_equirect_px(pano, x, y)
+  return stereo.fill_from_background(out, known, near_t, wrap=True), ~known
+
+
+def _close_gaps(known: jax.Array, fields: tuple, *, wrap: bool):
+  """Closes short gaps along the rows of known [H, W] bool: an unknown run of at most
+  MAX_GAP pixels whose known ends have inverse distances (fields[0]) within SAME_SURFACE of
+  each other gets every field [H, W] linearly interpolated between the ends.
+  -> (known, fields)."""
+  h, w = known.shape
+  reps = 3 if wrap else 1            # with wrap, work on the middle copy of rows tiled 3x
+  tiled = [jnp.tile(f, (1, reps)) for f in (known,) + tuple(fields)]
+  cols = jnp.arange(reps * w)[None, :]
+  prev = jax.lax.cummax(jnp.where(tiled[0], cols, -1), axis=1)
+  nxt = jax.lax.cummin(jnp.where(tiled[0], cols, reps * w), axis=1, reverse=True)
+  lo, hi = (reps // 2) * w, (reps // 2 + 1) * w
+  prev, nxt, here = prev[:, lo:hi], nxt[:, lo:hi], cols[:, lo:hi]
+  ends = (prev >= 0) & (nxt < reps * w)
+  at = lambda f, c: jnp.take_along_axis(f, jnp.clip(c, 0, reps * w - 1), 1)  # noqa: E731
+  a = [at(f, prev) for f in tiled[1:]]
+  b = [at(f, nxt) for f in tiled[1:]]
+  close = (~known & ends & (nxt - prev - 1 <= MAX_GAP)
+           & (jnp.abs(a[0] - b[0]) <= SAME_SURFACE * jnp.maximum(a[0], b[0])))
+  t = (here - prev) / jnp.maximum(nxt - prev, 1)
+  fields = tuple(jnp.where(close, fa + t * (fb - fa), f) for f, fa, fb in zip(fields, a, b))
+  return known | close, fields
+
+
+def ods_pair(pano: jax.Array, distance: jax.Array, *, ipd=DEFAULT_IPD):
+  """Both ODS eyes: (left [H, W, C], right [H, W, C], left_holes [H, W], right_holes [H, W])."""
+  left, left_holes = ods_eye(pano, distance, eye="left", ipd=ipd)
+  right, right_holes = ods_eye(pano, distance, eye="right", ipd=ipd)
+  return left, right, left_holes, right_holes
+
+
+def ods_over_under_from_mono(pano: jax.Array, distance: jax.Array, *, ipd=DEFAULT_IPD):
+  """The 1:1 top-bottom ODS frame [2H, 2H, C] (left eye on top) and its holes [2H, 2H]."""
+  left, right, left_holes, right_holes = ods_pair(pano, distance, ipd=ipd)
+  return (stereo.ods_over_under(left, right),
+          jnp.concatenate([left_holes, right_holes], axis=0))
