@@ -2,10 +2,12 @@
 
 import jax
 
+from genjax.kernels.conv_taps import conv2d_taps
 from genjax.kernels.conv_xla import conv2d_xla
 from genjax.kernels.padding import MODES
 
-IMPLEMENTATIONS = {"xla": conv2d_xla}
+# name -> fn(x, w, *, stride, pad_mode) -> y; every entry meets the contract of conv2d.
+IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps}
 
 
 def conv2d(x: jax.Array, w: jax.Array, *, stride: int = 1, padding: str = "SAME",

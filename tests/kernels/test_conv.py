@@ -1,23 +1,42 @@
-"""conv2d against a float64 NumPy reference: forward, input gradient, weight gradient."""
+"""Every conv2d implementation against a float64 NumPy reference: forward, input and
+weight gradients, in float32 and bfloat16."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genjax.kernels import conv2d
+from genjax.kernels import conv
 from genjax.kernels.conv_reference import conv2d_reference, pad_reference
-from genjax.kernels.padding import pad
 
 TOL = {jnp.float32: 1e-5, jnp.bfloat16: 1e-2}
 
+
+def _random_shapes(n, seed=7):
+  """Seeded random cases: odd and even sizes, channels that are not multiples of 8."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for _ in range(n):
+    mode = str(rng.choice(["SAME", "CIRCULAR_W", "SPHERE"]))
+    w = int(rng.integers(2, 6)) * 2 if mode == "SPHERE" else int(rng.integers(3, 12))
+    out.append((int(rng.integers(1, 4)), int(rng.integers(3, 12)), w, int(rng.integers(1, 14)),
+                int(rng.integers(1, 14)), int(rng.choice([1, 3])), int(rng.choice([1, 2])), mode))
+  return out
+
+
 SHAPES = [  # (B, H, W, Cin, Cout, k, stride, padding)
-    (2, 7, 9, 3, 5, 3, 1, "SAME"),
-    (1, 8, 6, 12, 10, 3, 2, "SAME"),
+    (2, 7, 9, 3, 5, 3, 1, "SAME"),          # odd spatial sizes
+    (1, 8, 6, 12, 10, 3, 2, "SAME"),        # batch 1, stride 2
+    (2, 7, 5, 5, 9, 3, 2, "SAME"),          # stride 2 on odd sizes
     (2, 6, 8, 5, 7, 3, 1, "CIRCULAR_W"),
-    (1, 4, 8, 3, 4, 3, 1, "SPHERE"),
+    (1, 5, 7, 6, 3, 3, 2, "CIRCULAR_W"),
+    (1, 5, 8, 3, 4, 3, 1, "SPHERE"),        # odd height on the sphere
     (2, 8, 8, 6, 6, 3, 2, "SPHERE"),
-    (3, 5, 7, 9, 11, 1, 1, "SAME"),
+    (3, 5, 7, 9, 11, 1, 1, "SAME"),         # 1x1
+    (2, 6, 6, 10, 4, 1, 2, "SAME"),         # 1x1 stride 2
+    *_random_shapes(2),
 ]
 
 
@@ -46,56 +65,65 @@ def _reference_grads(x, w, g, stride, padding):
       dw[i, j] = np.einsum("bhwc,bhwd->cd", xp[sl], g)
       dxp[sl] += g @ w[i, j].T
   # Fold the padded gradient back onto x through the padding map (pad is linear:
-  # its transpose sums the gradient of every copy of a pixel).
+  # its transpose sums the gradient of every copy of a pixel). Padded cells that are
+  # zeros, not copies, are masked out.
   probe = np.arange(x.size, dtype=np.float64).reshape(x.shape)
   idx = pad_reference(probe, p, p, padding)
+  valid = pad_reference(np.ones_like(x), p, p, padding) > 0
   dx = np.zeros(x.size)
-  mask = np.ones_like(x)
-  valid = pad_reference(mask, p, p, padding) > 0
   np.add.at(dx, idx[valid].astype(np.int64), dxp[valid])
   return dx.reshape(x.shape), dw
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_forward_and_gradients_match_float64(shape, dtype):
+@functools.partial(jax.jit, static_argnames=("impl", "stride", "padding"))
+def _forward_and_vjp(x, w, g, *, impl, stride, padding):
+  f = functools.partial(conv.conv2d, stride=stride, padding=padding, impl=impl)
+  y, vjp = jax.vjp(f, x, w)
+  return (y, *vjp(g))
+
+
+@pytest.mark.parametrize("impl", list(conv.IMPLEMENTATIONS))
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_forward_and_gradients_match_float64(shape, dtype, impl):
   *_, stride, padding = shape
   x, w = _data(shape)
   y_ref = conv2d_reference(x, w, stride=stride, padding=padding)
   g = np.random.default_rng(1).standard_normal(y_ref.shape)
-
-  def f(x, w):
-    return conv2d(x, w, stride=stride, padding=padding)
-
   with jax.default_matmul_precision("highest"):
-    y, vjp = jax.vjp(f, jnp.asarray(x, dtype), jnp.asarray(w, dtype))
-    dx, dw = vjp(jnp.asarray(g, dtype))
+    y, dx, dw = _forward_and_vjp(jnp.asarray(x, dtype), jnp.asarray(w, dtype),
+                                 jnp.asarray(g, dtype), impl=impl, stride=stride,
+                                 padding=padding)
   dx_ref, dw_ref = _reference_grads(x, w, g, stride, padding)
   # bf16 is judged against the unrounded float64 inputs: its input rounding is in the 1e-2.
-  assert y.dtype == dtype
+  assert y.dtype == dx.dtype == dw.dtype == dtype
+  assert y.shape == y_ref.shape and dx.shape == x.shape and dw.shape == w.shape
   assert _rel(y, y_ref) <= TOL[dtype]
   assert _rel(dx, dx_ref) <= TOL[dtype]
   assert _rel(dw, dw_ref) <= TOL[dtype]
 
 
-def test_circular_equals_explicit_wrap():
+@pytest.mark.parametrize("impl", list(conv.IMPLEMENTATIONS))
+def test_float32_weights_with_bfloat16_activations(impl):
+  """Models keep float32 parameters and compute in bfloat16: the weight gradient comes
+  back float32 through the cast."""
+  x, w = _data((2, 6, 6, 4, 5, 3, 1, ""))
+  f = lambda x, w: conv.conv2d(x, w, impl=impl).astype(jnp.float32).sum()
+  dw = jax.jit(jax.grad(f, argnums=1))(jnp.asarray(x, jnp.bfloat16), jnp.asarray(w, jnp.float32))
+  dw_ref = _reference_grads(x, w, np.ones((2, 6, 6, 5)), 1, "SAME")[1]
+  assert dw.dtype == jnp.float32
+  assert _rel(dw, dw_ref) <= 1e-2
+
+
+@pytest.mark.parametrize("impl", list(conv.IMPLEMENTATIONS))
+def test_circular_equals_explicit_wrap(impl):
   x, w = _data((2, 6, 8, 4, 3, 3, 1, ""))
   wrapped = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)), mode="wrap")
   ref = conv2d_reference(wrapped, w, padding="SAME")[:, :, 1:-1]
   with jax.default_matmul_precision("highest"):
-    out = conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), padding="CIRCULAR_W")
+    out = conv.conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32),
+                      padding="CIRCULAR_W", impl=impl)
   assert _rel(out, ref) <= 1e-5
-
-
-def test_sphere_padding_is_the_pole_neighbour():
-  x = np.arange(2 * 4 * 6 * 1, dtype=np.float32).reshape(2, 4, 6, 1)
-  p = np.asarray(pad(jnp.asarray(x), 1, 1, "SPHERE"))
-  np.testing.assert_array_equal(p, pad_reference(x, 1, 1, "SPHERE"))
-  # Above row 0 at longitude column c sits row 0 at column c + W/2 (across the pole).
-  np.testing.assert_array_equal(p[:, 0, 1:-1], np.roll(x[:, 0], 3, axis=1))
-  np.testing.assert_array_equal(p[:, -1, 1:-1], np.roll(x[:, -1], 3, axis=1))
-  # And the corners wrap in longitude too.
-  np.testing.assert_array_equal(p[:, 0, 0], p[:, 0, -2])
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -104,4 +132,11 @@ def test_sphere_padding_is_the_pole_neighbour():
 def test_bad_arguments(kwargs, message):
   x, w = jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 3, 2, 2))
   with pytest.raises(ValueError, match=message):
-    conv2d(x, w, **kwargs)
+    conv.conv2d(x, w, **kwargs)
+
+
+def test_bad_shapes():
+  with pytest.raises(ValueError, match=r"\(1, 4, 4, 2\).*\(3, 3, 5, 2\)"):
+    conv.conv2d(jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 3, 5, 2)))
+  with pytest.raises(ValueError, match="odd"):
+    conv.conv2d(jnp.zeros((1, 4, 4, 2)), jnp.zeros((2, 2, 2, 2)))
