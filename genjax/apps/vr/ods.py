@@ -28,21 +28,22 @@ import jax.numpy as jnp
 from genjax.apps.vr import stereo
 from genjax.image import sampling
 
-EYES = {"left": -1.0, "right": 1.0}
+EYES = ("left", "right")
 DEFAULT_IPD = 0.064    # metres: an average adult interpupillary distance
 MAX_GAP = 3            # pixels: the widest gap in a stretched surface that is closed
 SAME_SURFACE = 0.05    # gap ends whose inverse distances differ less (relative) are one surface
 
 
-def ods_eye(pano: jax.Array, distance: jax.Array, *, eye: str, ipd=DEFAULT_IPD):
+def ods_eye(pano: jax.Array, distance: jax.Array, *, eye_offset):
   """One ODS eye panorama from the centre view.
 
   Args:
     pano: [H, W, C] float equirectangular panorama seen from the centre (W = 2H usual).
     distance: [H, W] distance in metres from the centre to the surface at each pixel
       (> 0; inf for the sky).
-    eye: "left" or "right".
-    ipd: interpupillary distance in metres (the viewing circle's diameter).
+    eye_offset: metres, signed as in scene.render_panorama: +ipd / 2 is the right eye,
+      -ipd / 2 the left eye (0 gives back the centre view). May be traced, so one compiled
+      function serves both eyes.
 
   Returns:
     (eye_pano [H, W, C], holes [H, W] bool): holes are disocclusions (surfaces the centre
@@ -50,13 +51,11 @@ def ods_eye(pano: jax.Array, distance: jax.Array, *, eye: str, ipd=DEFAULT_IPD):
     neighbour of their row (stereo.fill_from_background, wrapping), for an inpainting model
     to redo.
   """
-  if eye not in EYES:
-    raise ValueError(f"unknown eye {eye!r}; valid: {sorted(EYES)}")
   h, w, _ = pano.shape
   if distance.shape != (h, w):
     raise ValueError(f"distance {distance.shape} must match the panorama {pano.shape[:2]}")
-  s = EYES[eye]
-  r = jnp.asarray(ipd, jnp.float32) / 2
+  offset = jnp.asarray(eye_offset, jnp.float32)
+  s, r = jnp.sign(offset), jnp.abs(offset)
   dist = distance.astype(jnp.float32)
   cols = jnp.arange(w, dtype=jnp.float32)[None, :] + 0.5
   rows = jnp.arange(h, dtype=jnp.float32)[:, None] + 0.5
@@ -109,35 +108,44 @@ def _close_gaps(known: jax.Array, fields: tuple, *, wrap: bool):
   """Closes short gaps along the rows of known [H, W] bool: an unknown run of at most
   MAX_GAP pixels whose known ends have inverse distances (fields[0]) within SAME_SURFACE of
   each other gets every field [H, W] linearly interpolated between the ends.
-  -> (known, fields)."""
+  -> (known, fields).
+
+  The ends are found with MAX_GAP + 1 shifts rather than cumulative max/min scans, which
+  compile slowly on CPU and search further than needed.
+  """
   h, w = known.shape
-  reps = 3 if wrap else 1            # with wrap, work on the middle copy of rows tiled 3x
-  tiled = [jnp.tile(f, (1, reps)) for f in (known,) + tuple(fields)]
-  cols = jnp.arange(reps * w)[None, :]
-  prev = jax.lax.cummax(jnp.where(tiled[0], cols, -1), axis=1)
-  nxt = jax.lax.cummin(jnp.where(tiled[0], cols, reps * w), axis=1, reverse=True)
-  lo, hi = (reps // 2) * w, (reps // 2 + 1) * w
-  prev, nxt, here = prev[:, lo:hi], nxt[:, lo:hi], cols[:, lo:hi]
-  ends = (prev >= 0) & (nxt < reps * w)
-  at = lambda f, c: jnp.take_along_axis(f, jnp.clip(c, 0, reps * w - 1), 1)  # noqa: E731
-  a = [at(f, prev) for f in tiled[1:]]
-  b = [at(f, nxt) for f in tiled[1:]]
-  close = (~known & ends & (nxt - prev - 1 <= MAX_GAP)
+  cols = jnp.arange(w)[None, :]
+  none = MAX_GAP + 2
+  d_prev = jnp.full((h, w), none)          # distance to the nearest known pixel on the left
+  d_next = jnp.full((h, w), none)          # ... and on the right
+  for k in range(MAX_GAP + 1, 0, -1):      # nearest last, so it wins
+    left_ok = jnp.roll(known, k, axis=1) & (wrap | (cols >= k))
+    right_ok = jnp.roll(known, -k, axis=1) & (wrap | (cols < w - k))
+    d_prev = jnp.where(left_ok, k, d_prev)
+    d_next = jnp.where(right_ok, k, d_next)
+  at = lambda f, c: jnp.take_along_axis(f, jnp.mod(c, w), 1)  # noqa: E731
+  a = [at(f, cols - d_prev) for f in fields]
+  b = [at(f, cols + d_next) for f in fields]
+  close = (~known & (d_prev + d_next - 1 <= MAX_GAP)
            & (jnp.abs(a[0] - b[0]) <= SAME_SURFACE * jnp.maximum(a[0], b[0])))
-  t = (here - prev) / jnp.maximum(nxt - prev, 1)
+  t = d_prev / (d_prev + d_next)
   fields = tuple(jnp.where(close, fa + t * (fb - fa), f) for f, fa, fb in zip(fields, a, b))
   return known | close, fields
 
 
+def eye_offsets(ipd=DEFAULT_IPD) -> jax.Array:
+  """Signed eye offsets [2] in metres, in EYES order (left, right)."""
+  return jnp.asarray([-0.5, 0.5], jnp.float32) * jnp.asarray(ipd, jnp.float32)
+
+
 def ods_pair(pano: jax.Array, distance: jax.Array, *, ipd=DEFAULT_IPD):
-  """Both ODS eyes: (left [H, W, C], right [H, W, C], left_holes [H, W], right_holes [H, W])."""
-  left, left_holes = ods_eye(pano, distance, eye="left", ipd=ipd)
-  right, right_holes = ods_eye(pano, distance, eye="right", ipd=ipd)
-  return left, right, left_holes, right_holes
+  """Both ODS eyes: (eyes [2, H, W, C], holes [2, H, W]), left eye first."""
+  if pano.ndim != 3:
+    raise ValueError(f"pano must be [H, W, C], got shape {pano.shape}")
+  return jax.vmap(lambda o: ods_eye(pano, distance, eye_offset=o))(eye_offsets(ipd))
 
 
 def ods_over_under_from_mono(pano: jax.Array, distance: jax.Array, *, ipd=DEFAULT_IPD):
   """The 1:1 top-bottom ODS frame [2H, 2H, C] (left eye on top) and its holes [2H, 2H]."""
-  left, right, left_holes, right_holes = ods_pair(pano, distance, ipd=ipd)
-  return (stereo.ods_over_under(left, right),
-          jnp.concatenate([left_holes, right_holes], axis=0))
+  eyes, holes = ods_pair(pano, distance, ipd=ipd)
+  return stereo.ods_over_under(eyes[0], eyes[1]), jnp.concatenate([holes[0], holes[1]], axis=0)

@@ -24,7 +24,8 @@ def rendered():
   return tuple(np.asarray(a) for a in (mono, distance, left, right))
 
 
-eye_fn = jax.jit(ods.ods_eye, static_argnames="eye")
+eye_fn = jax.jit(ods.ods_eye)     # the offset is traced: one program for every eye and size
+OFFSETS = {"left": -IPD / 2, "right": IPD / 2}
 
 
 def psnr(a, b, keep) -> float:
@@ -36,7 +37,7 @@ def psnr(a, b, keep) -> float:
 def test_ods_eye_matches_ray_cast_eye(eye, record_property):
   mono, distance, left, right = rendered()
   truth = left if eye == "left" else right
-  synth, holes = eye_fn(jnp.asarray(mono), jnp.asarray(distance), eye=eye, ipd=IPD)
+  synth, holes = eye_fn(jnp.asarray(mono), jnp.asarray(distance), eye_offset=OFFSETS[eye])
   synth, holes = np.asarray(synth), np.asarray(holes)
   quality = psnr(synth, truth, ~holes)
   record_property("psnr_db", quality)
@@ -62,44 +63,46 @@ def test_constant_distance_is_a_longitude_shift():
   sin lat = sin lat' sqrt(1 - r^2 / D^2) and lon = lon' + s asin(r / (D cos lat)) (invert the
   module docstring's map): the pano depends on the longitude only, so the expected eye is
   that function, shifted."""
-  h, dist, r = 32, 2.0, 0.3
+  h, dist, r = PANO_H, 2.0, 0.3
   lon = (np.arange(2 * h) + 0.5) / (2 * h) * 2 * np.pi - np.pi
   lat = np.pi / 2 - (np.arange(h) + 0.5) / h * np.pi
   f = lambda lo: np.stack([0.5 + 0.4 * np.sin(lo), 0.5 + 0.3 * np.cos(2 * lo),  # noqa: E731
                            0.5 + 0.2 * np.sin(lo + 1)], -1)
   pano = np.broadcast_to(f(lon)[None], (h, 2 * h, 3))
-  for eye, s in (("left", -1), ("right", 1)):
-    out, holes = eye_fn(jnp.asarray(pano, jnp.float32), jnp.full((h, 2 * h), dist), eye=eye,
-                        ipd=2 * r)
+  abs_lat = np.abs(np.rad2deg(lat))
+  for s in (-1, 1):
+    out, holes = eye_fn(jnp.asarray(pano, jnp.float32), jnp.full((h, 2 * h), dist, jnp.float32),
+                        eye_offset=s * r)
     out, holes = np.asarray(out), np.asarray(holes)
     rho = dist * np.cos(np.arcsin(np.sin(lat) * np.sqrt(1 - r ** 2 / dist ** 2)))
     expected = f(lon[None, :] + s * np.arcsin(np.minimum(r / rho, 1))[:, None])
-    # Rows 0 and 31 (|lat| > 84.4, rho < r) are invisible to ODS: holes. Towards the poles
-    # the shift changes fast within a pixel (asin(r / rho) with rho -> r), and the warp
-    # applies one shift per pixel, so the error grows there; it is the band around the
-    # horizon that must be exact.
-    assert holes[[0, -1]].all() and not holes[1:-1].any()
-    np.testing.assert_allclose(out[4:28], expected[4:28], atol=1.5e-2)   # |lat| < 68
-    np.testing.assert_allclose(out[8:24], expected[8:24], atol=5e-3)     # |lat| < 45
+    # Near the poles (rho < r: |lat| > 81 degrees here) nothing is visible to ODS: holes.
+    # Towards them the shift changes fast within a pixel (asin(r / rho), rho -> r) and the
+    # warp applies one shift per pixel, so the error grows; the band around the horizon
+    # must be exact.
+    assert holes[[0, -1]].all() and not holes[abs_lat < 75].any()
+    np.testing.assert_allclose(out[abs_lat < 68], expected[abs_lat < 68], atol=1.5e-2)
+    np.testing.assert_allclose(out[abs_lat < 45], expected[abs_lat < 45], atol=5e-3)
 
 
 def test_infinite_distance_has_no_parallax():
   mono = rendered()[0]
-  out, holes = eye_fn(jnp.asarray(mono), jnp.full(mono.shape[:2], jnp.inf), eye="right",
-                      ipd=IPD)
+  out, holes = eye_fn(jnp.asarray(mono), jnp.full(mono.shape[:2], jnp.inf, jnp.float32),
+                      eye_offset=IPD / 2)
   np.testing.assert_allclose(out, mono, atol=1e-5)
   assert not np.asarray(holes).any()
 
 
-def test_over_under_frame_and_bad_input():
+def test_pair_and_over_under_frame_and_bad_input():
   mono, distance, _, _ = rendered()
   frame, holes = jax.jit(ods.ods_over_under_from_mono)(jnp.asarray(mono), jnp.asarray(distance),
                                                        ipd=IPD)
   assert frame.shape == (2 * PANO_H, 2 * PANO_H, 3) and holes.shape == (2 * PANO_H, 2 * PANO_H)
-  left, _ = eye_fn(jnp.asarray(mono), jnp.asarray(distance), eye="left", ipd=IPD)
-  np.testing.assert_allclose(frame[:PANO_H], left, atol=1e-6)       # left eye on top
-  np.testing.assert_allclose(stereo.ods_over_under(left, left), np.concatenate([left, left]))
-  with pytest.raises(ValueError, match="valid: \\['left', 'right'\\]"):
-    ods.ods_eye(jnp.asarray(mono), jnp.asarray(distance), eye="centre")
+  for k, eye in enumerate(ods.EYES):                  # left eye on top
+    one, one_holes = eye_fn(jnp.asarray(mono), jnp.asarray(distance), eye_offset=OFFSETS[eye])
+    np.testing.assert_allclose(frame[k * PANO_H:(k + 1) * PANO_H], one, atol=1e-6)
+    np.testing.assert_array_equal(holes[k * PANO_H:(k + 1) * PANO_H], one_holes)
   with pytest.raises(ValueError, match="must match"):
-    ods.ods_eye(jnp.asarray(mono), jnp.asarray(distance[:, :10]), eye="left")
+    ods.ods_eye(jnp.asarray(mono), jnp.asarray(distance[:, :10]), eye_offset=0.1)
+  with pytest.raises(ValueError, match=r"\[H, W, C\]"):
+    ods.ods_pair(jnp.asarray(mono)[None], jnp.asarray(distance))
