@@ -1,13 +1,53 @@
-"""`conv2d`: the one entry point for the 2-D convolutions of every genjax model (NHWC, HWIO)."""
+"""`conv2d`: the one entry point for the 2-D convolutions of every genjax model (NHWC, HWIO).
+
+The implementation is chosen per call, at trace time, in this order:
+  1. the `impl` argument, unless None or "auto" (models pass config.kernels.conv_impl);
+  2. the environment variable GENJAX_CONV_IMPL, unless unset, empty or "auto";
+  3. on the CPU, the autotune table (genjax.kernels.autotune): the implementation that
+     measured fastest, forward + backward, for this shape, dtype, padding and stride;
+  4. elsewhere (GPU, TPU), "xla": cuDNN / XLA's TPU convolution, not measured.
+"""
+
+import os
 
 import jax
 
+from genjax.kernels import autotune
 from genjax.kernels.conv_taps import conv2d_taps
 from genjax.kernels.conv_xla import conv2d_xla
 from genjax.kernels.padding import MODES
 
 # name -> fn(x, w, *, stride, pad_mode) -> y; every entry meets the contract of conv2d.
 IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps}
+IMPL_ENV = "GENJAX_CONV_IMPL"
+# Per backend: the implementation used without measuring (and for convolutions too
+# small to be worth measuring). Only the CPU is autotuned.
+DEFAULTS = {"cpu": "xla"}
+AUTOTUNED_PLATFORMS = ("cpu",)
+
+
+def _check_name(name: str, source: str) -> str:
+  if name not in IMPLEMENTATIONS:
+    raise ValueError(f"conv2d: unknown implementation {name!r} from {source}; valid: "
+                     f"{', '.join(['auto', *IMPLEMENTATIONS])}")
+  return name
+
+
+def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
+                impl: str | None = None, device=None) -> str:
+  """The IMPLEMENTATIONS name conv2d uses for these operands (see the module docstring)."""
+  if impl not in (None, "auto"):
+    return _check_name(impl, "the impl argument")
+  env = os.environ.get(IMPL_ENV, "")
+  if env not in ("", "auto"):
+    return _check_name(env, f"${IMPL_ENV}")
+  device = device or jax.devices()[0]
+  default = DEFAULTS.get(device.platform, "xla")
+  if device.platform not in AUTOTUNED_PLATFORMS:
+    return default
+  key = autotune.ConvKey.for_call(x_shape, w_shape, dtype, stride=stride, padding=padding,
+                                  device=device)
+  return autotune.choose(key, IMPLEMENTATIONS, default=default)
 
 
 def conv2d(x: jax.Array, w: jax.Array, *, stride: int = 1, padding: str = "SAME",
@@ -20,9 +60,9 @@ def conv2d(x: jax.Array, w: jax.Array, *, stride: int = 1, padding: str = "SAME"
     stride: 1 or 2. With stride 2 the padding is (k - 1) / 2 on every side, as
       PyTorch's padding=1 for 3x3: even H, W give H / 2, W / 2.
     padding: "SAME", "CIRCULAR_W" or "SPHERE" (see genjax.kernels.padding).
-    impl: an IMPLEMENTATIONS name; None or "auto" picks the default.
+    impl: an IMPLEMENTATIONS name; None or "auto" lets the dispatcher choose.
   Returns:
-    [B, H', W', C_out] in x's dtype.
+    [B, H', W', C_out] in x's dtype, H' = (H - 1) // stride + 1 (and W' alike).
   """
   if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
     raise ValueError(f"conv2d: x {x.shape} and w {w.shape} are not [B,H,W,Cin] and "
@@ -33,8 +73,5 @@ def conv2d(x: jax.Array, w: jax.Array, *, stride: int = 1, padding: str = "SAME"
     raise ValueError(f"conv2d: stride must be 1 or 2, got {stride}")
   if padding not in MODES:
     raise ValueError(f"conv2d: padding must be one of {MODES}, got {padding!r}")
-  name = "xla" if impl in (None, "auto") else impl
-  if name not in IMPLEMENTATIONS:
-    raise ValueError(f"conv2d: unknown implementation {name!r}; valid: "
-                     f"{', '.join(['auto', *IMPLEMENTATIONS])}")
+  name = select_impl(x.shape, w.shape, x.dtype, stride=stride, padding=padding, impl=impl)
   return IMPLEMENTATIONS[name](x, w, stride=stride, pad_mode=padding)

@@ -1,0 +1,231 @@
+"""Per-shape choice of the conv implementation: measured once, cached on disk as JSON.
+
+The table maps a `ConvKey` (backend, device kind, jax version, shape, dtype, padding,
+stride) to the fastest implementation for the forward plus backward pass of that
+convolution. A missing entry is measured on first use (even while a model is being
+traced: the measurement compiles its own small programs on concrete random arrays),
+then written to the cache file, by default ~/.cache/genjax/conv_autotune.json
+(environment variable GENJAX_AUTOTUNE_CACHE overrides). File format, version 1:
+
+    {"version": 1,
+     "entries": {"<ConvKey string>": {"impl": "taps",
+                                      "seconds": {"xla": 0.0123, "taps": 0.0101},
+                                      "repeats": 5, "measured_at": "2025-01-01T00:00:00Z"}}}
+
+"seconds" is the best of `repeats` interleaved calls of each implementation's jitted
+forward+backward (min, not median: on a shared CPU the minimum is the least disturbed
+estimate of what each implementation can do).
+"""
+
+import dataclasses
+import datetime
+import functools
+import json
+import logging
+import os
+import pathlib
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+CACHE_ENV = "GENJAX_AUTOTUNE_CACHE"
+DEFAULT_CACHE = "~/.cache/genjax/conv_autotune.json"
+FORMAT_VERSION = 1
+# Below this many direct-conv FLOPs (forward) a convolution takes microseconds and the
+# implementations differ by dispatch noise: measuring would cost more than it saves.
+MIN_MEASURE_FLOPS = 5e7
+
+log = logging.getLogger(__name__)
+
+
+class AutotuneCacheError(ValueError):
+  """The autotune cache file exists but is not a version-1 table."""
+
+
+@functools.cache
+def _host_cpu() -> str:
+  """The CPU model and core count: on the CPU backend device_kind is just "cpu"."""
+  name = "unknown"
+  try:
+    with open("/proc/cpuinfo") as f:
+      name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
+  except OSError:
+    pass
+  return f"{name} x{os.cpu_count()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvKey:
+  """What the choice depends on. Shapes are the ones seen at trace time (global batch)."""
+  platform: str
+  device_kind: str      # on the CPU: the host's CPU model and core count
+  jax_version: str
+  batch: int
+  height: int
+  width: int
+  cin: int
+  cout: int
+  kh: int
+  kw: int
+  stride: int
+  dtype: str
+  padding: str
+
+  @classmethod
+  def for_call(cls, x_shape, w_shape, dtype, *, stride: int, padding: str,
+               device=None) -> "ConvKey":
+    device = device or jax.devices()[0]
+    b, h, w, cin = x_shape
+    kh, kw, _, cout = w_shape
+    kind = _host_cpu() if device.platform == "cpu" else device.device_kind
+    return cls(device.platform, kind, jax.__version__, b, h, w, cin, cout,
+               kh, kw, stride, jnp.dtype(dtype).name, padding)
+
+  def __str__(self) -> str:
+    return (f"{self.platform}|{self.device_kind}|jax{self.jax_version}|"
+            f"{self.batch}x{self.height}x{self.width}x{self.cin}->{self.cout}|"
+            f"{self.kh}x{self.kw}|s{self.stride}|{self.dtype}|{self.padding}")
+
+  @property
+  def flops(self) -> float:
+    """Direct-convolution FLOPs of the forward pass (2 per multiply-add)."""
+    ho, wo = (self.height - 1) // self.stride + 1, (self.width - 1) // self.stride + 1
+    return 2.0 * self.batch * ho * wo * self.cin * self.cout * self.kh * self.kw
+
+
+def cache_path() -> pathlib.Path:
+  return pathlib.Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
+
+
+def load(path: pathlib.Path) -> dict[str, dict]:
+  """The entries of a cache file; {} if it does not exist. Raises AutotuneCacheError."""
+  try:
+    text = path.read_text()
+  except FileNotFoundError:
+    return {}
+  try:
+    table = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise AutotuneCacheError(f"autotune cache {path}: not JSON ({e})") from e
+  if not isinstance(table, dict) or table.get("version") != FORMAT_VERSION or not isinstance(
+      table.get("entries"), dict):
+    raise AutotuneCacheError(f"autotune cache {path}: expected {{'version': {FORMAT_VERSION}, "
+                             f"'entries': {{...}}}}, got version {table.get('version')!r}"
+                             if isinstance(table, dict) else
+                             f"autotune cache {path}: expected a JSON object")
+  return table["entries"]
+
+
+def _load_or_empty(path: pathlib.Path) -> dict[str, dict]:
+  try:
+    return load(path)
+  except (AutotuneCacheError, OSError) as e:
+    log.warning("%s; measuring again and overwriting it", e)
+    return {}
+
+
+def store(path: pathlib.Path, key: str, entry: dict) -> None:
+  """Adds one entry to the file: re-read, merge, write to a temporary file and rename
+  (atomic, so a concurrent reader sees the old or the new table, never half of one)."""
+  entries = _load_or_empty(path)
+  entries[key] = entry
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump({"version": FORMAT_VERSION, "entries": entries}, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def _random_operands(key: ConvKey, seed: int = 0):
+  """Concrete NumPy operands of the keyed shape (x, w, output cotangent g)."""
+  rng = np.random.default_rng(seed)
+  dtype = jnp.dtype(key.dtype)
+  ho, wo = (key.height - 1) // key.stride + 1, (key.width - 1) // key.stride + 1
+  x = rng.standard_normal((key.batch, key.height, key.width, key.cin), np.float32)
+  w = rng.standard_normal((key.kh, key.kw, key.cin, key.cout), np.float32)
+  g = rng.standard_normal((key.batch, ho, wo, key.cout), np.float32)
+  return x.astype(dtype), (w / np.sqrt(w[..., 0].size)).astype(dtype), g.astype(dtype)
+
+
+def measure(key: ConvKey, candidates: Mapping[str, Callable], *, repeats: int = 5,
+            timer: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+  """Best-of-`repeats` seconds of each candidate's jitted forward+backward on `key`.
+
+  Each candidate is fn(x, w, *, stride, pad_mode). Runs outside any trace the caller
+  may be in: its own programs, compiled on concrete arrays. A candidate that fails to
+  compile or run is left out (logged)."""
+  operands = _random_operands(key)
+  compiled = {}
+  for name, fn in candidates.items():
+    def fwd_bwd(x, w, g, fn=fn):
+      y, vjp = jax.vjp(lambda x, w: fn(x, w, stride=key.stride, pad_mode=key.padding), x, w)
+      return (y, *vjp(g))
+    try:
+      with jax.ensure_compile_time_eval():
+        c = jax.jit(fwd_bwd).lower(*operands).compile()
+        jax.block_until_ready(c(*operands))  # warm-up
+      compiled[name] = c
+    except Exception as e:  # pylint: disable=broad-except  (one failing candidate is not fatal)
+      log.warning("autotune %s: implementation %r failed: %s", key, name, e)
+  seconds = {name: float("inf") for name in compiled}
+  with jax.ensure_compile_time_eval():
+    for _ in range(repeats):  # interleaved: load from other processes hits all alike
+      for name, c in compiled.items():
+        t = timer()
+        jax.block_until_ready(c(*operands))
+        seconds[name] = min(seconds[name], timer() - t)
+  return seconds
+
+
+# Choices already made in this process, by cache file and key: a trace of a model asks
+# for the same few keys many times, and the file is read once per key.
+_memo: dict[tuple[str, str], str] = {}
+
+
+def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
+           path: pathlib.Path | None = None, measure_fn: Callable | None = None,
+           min_flops: float | None = None) -> str:
+  """The cached choice for `key`, measured (and cached) on first use.
+
+  Returns `default` without measuring when the convolution is smaller than
+  `min_flops` (default MIN_MEASURE_FLOPS). `measure_fn` defaults to `measure`.
+  An unreadable cache file is measured over and rewritten; an unwritable
+  one is logged and the choice kept for this process only."""
+  path = path or cache_path()
+  memo_key = (str(path), str(key))
+  if memo_key in _memo:
+    return _memo[memo_key]
+  if key.flops < (MIN_MEASURE_FLOPS if min_flops is None else min_flops):
+    return default
+  entry = _load_or_empty(path).get(str(key))
+  if entry is not None and entry.get("impl") in candidates:
+    _memo[memo_key] = entry["impl"]
+    return entry["impl"]
+  repeats = 5
+  seconds = (measure_fn or measure)(key, candidates, repeats=repeats)
+  finite = {n: s for n, s in seconds.items() if np.isfinite(s)}
+  impl = min(finite, key=finite.get) if finite else default
+  log.info("autotune %s: %s (%s)", key, impl,
+           ", ".join(f"{n} {1e3 * s:.2f} ms" for n, s in seconds.items()))
+  entry = {"impl": impl, "seconds": finite, "repeats": repeats,
+           "measured_at": datetime.datetime.now(datetime.timezone.utc).strftime(
+               "%Y-%m-%dT%H:%M:%SZ")}
+  try:
+    store(path, str(key), entry)
+  except OSError as e:
+    log.warning("autotune cache %s not written (%s); the choice holds for this process", path, e)
+  _memo[memo_key] = impl
+  return impl
+
+
+def clear_memo() -> None:
+  """Forget the choices made in this process (the file stays): tests, and re-tuning."""
+  _memo.clear()

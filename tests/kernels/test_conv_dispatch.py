@@ -1,0 +1,76 @@
+"""How conv2d picks its implementation: argument, environment, autotune, backend."""
+
+import dataclasses
+
+import jax.numpy as jnp
+import pytest
+
+from genjax.kernels import autotune, conv
+
+SHAPES = dict(x_shape=(8, 32, 32, 64), w_shape=(3, 3, 64, 64), dtype=jnp.float32, stride=1,
+              padding="SAME")
+
+
+@dataclasses.dataclass
+class FakeDevice:
+  platform: str
+  device_kind: str = "fake"
+
+
+@pytest.fixture
+def tuned(monkeypatch):
+  """Autotune answers "taps" and records that it was asked."""
+  asked = []
+
+  def choose(key, candidates, *, default):
+    asked.append(key)
+    return "taps"
+
+  monkeypatch.setattr(autotune, "choose", choose)
+  monkeypatch.delenv(conv.IMPL_ENV, raising=False)
+  return asked
+
+
+def test_auto_on_cpu_asks_the_autotune_table(tuned):
+  assert conv.select_impl(**SHAPES) == "taps"
+  assert conv.select_impl(**SHAPES, impl="auto") == "taps"
+  assert [(k.batch, k.cin, k.padding) for k in tuned] == [(8, 64, "SAME")] * 2
+
+
+def test_environment_overrides_auto(tuned, monkeypatch):
+  monkeypatch.setenv(conv.IMPL_ENV, "xla")
+  assert conv.select_impl(**SHAPES) == "xla"
+  monkeypatch.setenv(conv.IMPL_ENV, "auto")
+  assert conv.select_impl(**SHAPES) == "taps"
+  assert len(tuned) == 1
+
+
+def test_argument_overrides_environment(tuned, monkeypatch):
+  monkeypatch.setenv(conv.IMPL_ENV, "xla")
+  assert conv.select_impl(**SHAPES, impl="taps") == "taps"
+  assert not tuned
+
+
+def test_bad_environment_value_names_the_variable(tuned, monkeypatch):
+  monkeypatch.setenv(conv.IMPL_ENV, "cudnn9")
+  with pytest.raises(ValueError, match=r"'cudnn9' from \$GENJAX_CONV_IMPL.*xla, taps"):
+    conv.select_impl(**SHAPES)
+
+
+@pytest.mark.parametrize("platform", ["gpu", "tpu"])
+def test_other_backends_use_xla_unmeasured(tuned, platform):
+  assert conv.select_impl(**SHAPES, device=FakeDevice(platform)) == "xla"
+  assert not tuned
+
+
+def test_conv2d_calls_the_selected_implementation(tuned, monkeypatch):
+  calls = []
+
+  def spy(x, w, *, stride, pad_mode):
+    calls.append((x.shape, stride, pad_mode))
+    return conv.conv2d_xla(x, w, stride=stride, pad_mode=pad_mode)
+
+  monkeypatch.setitem(conv.IMPLEMENTATIONS, "taps", spy)
+  y = conv.conv2d(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)), stride=2, padding="CIRCULAR_W")
+  assert y.shape == (1, 2, 2, 3)
+  assert calls == [((1, 4, 4, 2), 2, "CIRCULAR_W")]
