@@ -62,3 +62,24 @@ def box_filter(x: jax.Array, radius) -> jax.Array:
   s, count_w = _window_sum(s, r, axis=2)
   count = count_h[:, :, None, None] * count_w[:, None, :, None]
   return s / count + mean
+
+
+@jax.jit
+def box_sum(x: jax.Array, radius) -> jax.Array:
+  """Sum over the (2 r + 1)^2 window around each pixel, clipped to the image.
+
+  Unlike box_filter there is no mean subtraction, so for integer-valued x (counts, one-hot
+  labels) every partial sum is an exact float32 integer while the total stays below
+  2^24: the result then does not depend on where the image was cut (tiles agree exactly).
+
+  Args:
+    x: [B, H, W, C] float.
+    radius: int scalar or [B] ints >= 0, in pixels.
+  Returns:
+    [B, H, W, C], same dtype as x.
+  """
+  if x.ndim != 4:
+    raise ValueError(f"box_sum expects [B, H, W, C], got shape {x.shape}")
+  r = jnp.maximum(per_image(radius, x.shape[0], jnp.int32), 0)
+  s, _ = _window_sum(x, r, axis=1)
+  return _window_sum(s, r, axis=2)[0]

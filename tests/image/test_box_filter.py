@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genjax.image.box_filter import box_filter
+from genjax.image.box_filter import box_filter, box_sum
 
 
 def box_filter_reference(x: np.ndarray, radius) -> np.ndarray:
@@ -67,3 +67,16 @@ def test_radius_is_runtime():
 def test_bad_shape():
   with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
     box_filter(jnp.ones((4, 4)), 1)
+
+
+def test_box_sum_exact_on_counts_and_cut_invariant():
+  labels = jax.random.randint(jax.random.key(3), (1, 20, 23, 1), 0, 4)
+  onehot = jax.nn.one_hot(labels[..., 0], 4, dtype=jnp.float32)
+  got = np.asarray(box_sum(onehot, 2))
+  rows = np.minimum(np.arange(20) + 2, 19) - np.maximum(np.arange(20) - 2, 0) + 1
+  cols = np.minimum(np.arange(23) + 2, 22) - np.maximum(np.arange(23) - 2, 0) + 1
+  ref = box_filter_reference(onehot, 2) * (rows[:, None] * cols[None, :])[None, :, :, None]
+  np.testing.assert_array_equal(got, np.round(ref))  # exact integers
+  # A crop gives bit-identical sums where its window is complete.
+  crop = np.asarray(box_sum(onehot[:, 5:, 7:], 2))
+  np.testing.assert_array_equal(crop[:, 2:, 2:], got[:, 7:, 9:])
