@@ -1,0 +1,288 @@
+"""Photos on disk -> comic images on disk: the library function behind `genjax comic`.
+
+  result = comic_files(["photos/", "cat.jpg"], "out/", style="manga", layers=True)
+  if result.failures: ...   # [(path, message)]; every other file was still written
+
+Inputs are files or folders (their image files, not recursive). Each photo is decoded
+with the EXIF orientation applied and any mode (grayscale, RGBA over white, 16-bit, CMYK)
+converted to RGB; a file that cannot be decoded is reported by name and skipped. Outputs
+are written atomically (a crash leaves no half-written file). Images that would not fit
+the memory budget are rendered in tiles (tiling.py) with the same result.
+"""
+
+import dataclasses
+import math
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import jax
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from genjax.apps.comic import examples as examples_lib
+from genjax.apps.comic import page as page_lib
+from genjax.apps.comic import render as render_lib
+from genjax.apps.comic import tiling
+from genjax.data.decode import ImageDecodeError, load_rgb
+from genjax.image.io import save_image
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # larger files are refused as decompression bombs
+
+
+@dataclasses.dataclass
+class ComicResult:
+  """written: output files; failures: (input path, message) of every input not converted."""
+  written: list[pathlib.Path] = dataclasses.field(default_factory=list)
+  failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+  @property
+  def ok(self) -> bool:
+    return not self.failures
+
+
+def parse_knobs(items: Sequence[str]) -> dict[str, float | int | str]:
+  """["line_weight=2", "tone_pattern=hatch"] -> {"line_weight": 2.0, "tone_pattern": "hatch"}."""
+  out = {}
+  for item in items:
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip():
+      raise ValueError(f"knob {item!r} must look like name=value")
+    value = value.strip()
+    try:
+      out[name.strip()] = int(value)
+    except ValueError:
+      try:
+        out[name.strip()] = float(value)
+      except ValueError:
+        out[name.strip()] = value
+  return out
+
+
+def _is_file_target(out: pathlib.Path) -> bool:
+  return out.suffix.lower() in Image.registered_extensions()
+
+
+def collect_inputs(inputs: Sequence, result: ComicResult) -> list[pathlib.Path]:
+  """Files as given, folders expanded to their image files (sorted); problems -> result."""
+  files = []
+  for item in inputs:
+    p = pathlib.Path(item)
+    if p.is_dir():
+      found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                     and not f.name.startswith("."))
+      if not found:
+        result.failures.append((str(p), f"{p}: folder has no image files "
+                                         f"({', '.join(sorted(IMAGE_SUFFIXES))})"))
+      files.extend(found)
+    elif p.is_file():
+      files.append(p)
+    else:
+      result.failures.append((str(p), f"{p}: no such file or folder"))
+  return files
+
+
+def _output_names(files: list[pathlib.Path], out: pathlib.Path) -> list[pathlib.Path]:
+  """out itself for one file and a file-like out; else out/<stem>.png, deduplicated."""
+  if _is_file_target(out):
+    if len(files) != 1:
+      raise ValueError(f"-o {out} names a file, but {len(files)} input images were given; "
+                       f"give a folder (or use --page)")
+    return [out]
+  names, seen = [], {}
+  for f in files:
+    n = seen[f.stem] = seen.get(f.stem, 0) + 1
+    names.append(out / (f"{f.stem}.png" if n == 1 else f"{f.stem}-{n}.png"))
+  return names
+
+
+def _layer_paths(target: pathlib.Path, names) -> dict[str, pathlib.Path]:
+  """Layer files beside target: photo.ink.png, photo.tone.png, ... (PNG keeps the alpha)."""
+  return {name: target.with_name(f"{target.stem}.{name}.png") for name in names}
+
+
+def _save_layers(target: pathlib.Path, layers: Mapping[str, np.ndarray],
+                 result: ComicResult) -> None:
+  rgba = render_lib.layers_rgba(layers)
+  for name, path in _layer_paths(target, rgba).items():
+    result.written.append(save_image(path, rgba[name]))
+
+
+def render_photo(photo: np.ndarray, style: str, knobs, *, tile: int | None, memory_mb: float,
+                 blend: int, key: jax.Array, progress: bool = False) -> render_lib.Rendering:
+  """uint8 or float [H, W, 3] -> Rendering of NumPy arrays (image [H, W, 3], layers).
+
+  Renders whole when the image fits memory_mb (tiling.BYTES_PER_PIXEL per pixel) and
+  tile is None; otherwise in tiles of `tile` (or the largest that fits) core pixels.
+  Either way the comic palette is fitted on a thumbnail of the whole photo, so the
+  result does not depend on the tiling.
+  """
+  image = np.asarray(photo, np.float32)
+  image = image / 255.0 if np.asarray(photo).dtype == np.uint8 else image
+  knobs = render_lib.make_knobs(style, knobs)
+  h, w, _ = image.shape
+  if tile is None and h * w * tiling.BYTES_PER_PIXEL <= memory_mb * 2**20:
+    layers = render_lib.render_layers(image[None], style, knobs, key=key)
+    layers = {name: np.asarray(v[0]) for name, v in layers.items()}
+    return render_lib.Rendering(render_lib.compose(layers), layers)
+  halo = knobs.halo() + blend
+  core = tile if tile is not None else tiling.tile_core(halo, memory_mb=memory_mb)
+  n = tiling.num_tiles((h, w), core, halo)
+  with tqdm(total=n, desc="tiles", unit="tile", leave=False, disable=not progress) as bar:
+    return tiling.render_tiled(image, style, knobs, tile=core, blend=blend, key=key,
+                               progress=bar.update)
+
+
+def _check_model(model) -> None:
+  if model is not None:
+    raise ValueError(f"--model {model}: the neural comic translator is not yet available; "
+                     f"omit --model to use the procedural renderer")
+
+
+def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
+                layers: bool = False, page: bool = False, tile: int | None = None,
+                memory_mb: float = 1024.0, blend: int = 8, layout: page_lib.PageLayout | None
+                = None, captions: Sequence[str | None] | None = None, seed: int = 0,
+                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, progress: bool = True,
+                model=None) -> ComicResult:
+  """Converts photos to comics and writes them.
+
+  Args:
+    inputs: image files and/or folders.
+    out: output file (when its extension is an image format: one input, or the page)
+      or folder (written as <stem>.png per input, or page.png). The output format follows
+      the extension.
+    style: "comic" or "manga" (see genjax.apps.comic.styles).
+    knobs: mapping of knob overrides, e.g. {"line_weight": 2.0}.
+    layers: also write <name>.ink.png, <name>.tone.png, <name>.flat.png (RGBA) beside
+      each output (and <name>.lettering.png for a page).
+    page: lay all inputs out as panels of one page (layout, captions).
+    tile: tile core size in pixels (None: tile only if memory_mb would be exceeded).
+    memory_mb: device memory budget of one render call, MiB.
+    blend: tile cross-fade width in pixels.
+    layout: page geometry (PageLayout defaults when None).
+    captions: one caption per panel (None or "" for none), in input order.
+    seed: seed of the palette fit (same seed, same output).
+    max_image_pixels: larger images are refused (decompression bombs).
+    progress: show a progress bar.
+    model: a neural translator checkpoint (not yet available: ValueError).
+  Returns:
+    ComicResult. Raises ValueError (before writing anything) for an unknown style or knob,
+    or a file-like `out` with several inputs.
+  """
+  _check_model(model)
+  knobs = render_lib.make_knobs(style, knobs)  # unknown style or knob: error before any work
+  out = pathlib.Path(out)
+  result = ComicResult()
+  files = collect_inputs(inputs, result)
+  key = jax.random.key(seed)
+  if page:
+    _comic_page(files, out, style, knobs, layers=layers, layout=layout or page_lib.PageLayout(),
+                captions=captions, key=key, max_image_pixels=max_image_pixels,
+                progress=progress, result=result)
+    return result
+  if captions:
+    raise ValueError("captions are drawn on pages only: add --page")
+  if not files:
+    return result
+  targets = _output_names(files, out)
+  for path, target in tqdm(list(zip(files, targets)), desc=f"comic ({style})", unit="image",
+                           disable=not progress):
+    if target.resolve() == path.resolve():
+      result.failures.append((str(path), f"{path}: the output would overwrite this input; "
+                                         f"choose another -o"))
+      continue
+    try:
+      photo = load_rgb(path, max_pixels=max_image_pixels)
+    except ImageDecodeError as e:
+      result.failures.append((str(path), str(e)))
+      tqdm.write(f"skipped {e}")
+      continue
+    rendering = render_photo(photo, style, knobs, tile=tile, memory_mb=memory_mb, blend=blend,
+                             key=key, progress=progress)
+    result.written.append(save_image(target, rendering.image))
+    if layers:
+      _save_layers(target, rendering.layers, result)
+  return result
+
+
+def _comic_page(files, out, style, knobs, *, layers, layout, captions, key, max_image_pixels,
+                progress, result) -> None:
+  captions = list(captions or [])
+  if len(captions) > len(files):
+    raise ValueError(f"{len(captions)} captions for {len(files)} panels")
+  captions += [None] * (len(files) - len(captions))
+  photos, texts = [], []
+  for path, text in zip(files, captions):
+    try:
+      photos.append(load_rgb(path, max_pixels=max_image_pixels))
+      texts.append(text)
+    except ImageDecodeError as e:
+      result.failures.append((str(path), str(e)))
+      tqdm.write(f"skipped {e}")
+  if not photos:
+    result.failures.append((str(out), "no readable input images for the page"))
+    return
+  target = out if _is_file_target(out) else out / "page.png"
+  page_layers, lettering = make_page(photos, style, knobs, layout=layout, captions=texts,
+                                     key=key, progress=progress)
+  image = page_lib.over(lettering, render_lib.compose(page_layers))
+  result.written.append(save_image(target, image))
+  if layers:
+    _save_layers(target, page_layers, result)
+    result.written.append(save_image(_layer_paths(target, ["lettering"])["lettering"],
+                                     lettering))
+
+
+def make_page(photos: Sequence[np.ndarray], style: str = "manga", knobs=None, *,
+              layout: page_lib.PageLayout | None = None, captions=None,
+              key: jax.Array | None = None,
+              progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Photos (uint8 [H, W, 3]) -> (page layers {"ink", "flat", "tone"}, lettering RGBA).
+
+  The final page is page.over(lettering, render.compose(layers)).
+  """
+  layout = layout or page_lib.PageLayout()
+  key = jax.random.key(0) if key is None else key
+  knobs = render_lib.make_knobs(style, knobs)
+  aspect = layout.panel_aspect or float(np.median([p.shape[0] / p.shape[1] for p in photos]))
+  page_hw, boxes = page_lib.panel_boxes(len(photos), layout, aspect)
+  panels = []
+  for photo, box in tqdm(list(zip(photos, boxes)), desc=f"page ({style})", unit="panel",
+                         disable=not progress):
+    fitted = page_lib.fit_photo(photo, box.height, box.width)
+    # Panels share one shape, so they share one compiled renderer.
+    rendering = render_photo(fitted, style, knobs, tile=None, memory_mb=math.inf, blend=0,
+                             key=key)
+    panels.append(rendering.layers)
+  page_layers = page_lib.assemble(panels, boxes, page_hw, layout.border)
+  letters = page_lib.lettering(captions or [None] * len(photos), boxes, page_hw,
+                               border=layout.border, size=layout.caption_size)
+  return page_layers, letters
+
+
+def comic_examples(out, *, styles: Sequence[str] = ("comic", "manga"), n: int = 3,
+                   source: str = "auto", page_style: str = "manga", page_width: int = 1000,
+                   captions: Sequence[str] | None = None, seed: int = 0) -> list[pathlib.Path]:
+  """Writes example photos and their renderings for the README and the demo.
+
+  out/<name>.png (the photo), out/<name>.<style>.png per style, and out/page.png (a
+  page of all of them in page_style). Returns the written paths.
+  """
+  out = pathlib.Path(out)
+  photos = examples_lib.example_photos(n, source=source)
+  key = jax.random.key(seed)
+  written = []
+  for name, photo in photos.items():
+    written.append(save_image(out / f"{name}.png", photo))
+    for style in styles:
+      rendering = render_photo(photo, style, None, tile=None, memory_mb=1024.0, blend=8, key=key)
+      written.append(save_image(out / f"{name}.{style}.png", rendering.image))
+  captions = list(captions) if captions is not None else [
+      "Meanwhile...", None, "Later that day, far from home.", None][:len(photos)]
+  captions += [None] * (len(photos) - len(captions))
+  layers, letters = make_page(list(photos.values()), page_style,
+                              layout=page_lib.PageLayout(width=page_width), captions=captions, key=key)
+  written.append(save_image(out / "page.png", page_lib.over(letters, render_lib.compose(layers))))
+  return written
