@@ -37,7 +37,6 @@ scalars or [B] arrays. Output sizes (out_height, out_hw, face_size) are static P
 the angles may be traced, so one compiled function serves every camera pose.
 """
 
-import math
 
 import jax
 import jax.numpy as jnp
@@ -107,11 +106,14 @@ def camera_rays(out_hw: tuple[int, int], hfov_deg) -> jax.Array:
   return jnp.stack([xx, yy, -jnp.ones_like(xx)], axis=-1)
 
 
-def equirect_directions(height: int) -> jax.Array:
-  """Unit world directions [H, 2H, 3] of the pixel centres of an equirectangular image."""
+def equirect_directions(height: int, window: tuple[int, int, int, int] | None = None
+                        ) -> jax.Array:
+  """Unit world directions [H, 2H, 3] of the pixel centres of an equirectangular image, or
+  [h, w, 3] of the window (top, left, h, w) of it (columns past the right edge wrap)."""
   w = 2 * height
-  x = jnp.arange(w, dtype=jnp.float32) + 0.5
-  y = jnp.arange(height, dtype=jnp.float32) + 0.5
+  top, left, rows, cols = (0, 0, height, w) if window is None else (int(n) for n in window)
+  x = jnp.arange(left, left + cols, dtype=jnp.float32) + 0.5
+  y = jnp.arange(top, top + rows, dtype=jnp.float32) + 0.5
   lon, lat = sampling.equirect_angles(x[None, :], y[:, None], height, w)
   return lonlat_to_direction(*jnp.broadcast_arrays(lon, lat))
 
@@ -143,25 +145,28 @@ def _batched(fn, x: jax.Array, angles: dict):
   return jax.vmap(lambda xi, a: fn(xi, **a))(x, batched)
 
 
-def perspective_to_equirect(img: jax.Array, *, yaw, pitch, roll, hfov_deg, out_height: int):
+def perspective_to_equirect(img: jax.Array, *, yaw, pitch, roll, hfov_deg, out_height: int,
+                            window: tuple[int, int, int, int] | None = None):
   """Places a pinhole photo on the sphere.
 
   Args:
     img: [H, W, C] or [B, H, W, C] float.
     yaw, pitch, roll, hfov_deg: degrees (scalars, or [B] with a batch).
     out_height: panorama height Hp; its width is 2 Hp.
+    window: (top, left, h, w) static ints: compute only these panorama pixels (a partial
+      panorama; columns past 2 Hp wrap), which saves memory for large panoramas.
 
   Returns:
-    (pano [.., Hp, 2Hp, C], mask [.., Hp, 2Hp, 1] in {0, 1}): mask is 1 where the
-    direction falls on the photo (in front of the camera, inside its footprint); the
-    panorama is 0 elsewhere.
+    (pano [.., Hp, 2Hp, C], mask [.., Hp, 2Hp, 1] in {0, 1}), or [.., h, w, ...] with a
+    window: mask is 1 where the direction falls on the photo (in front of the camera,
+    inside its footprint); the panorama is 0 elsewhere.
   """
   _check_image(img, "img")
 
   def one(im, yaw, pitch, roll, hfov_deg):
     h, w, _ = im.shape
     rot = rotation_matrix(yaw, pitch, roll)
-    cam = equirect_directions(out_height) @ rot               # R^T d for each pixel
+    cam = equirect_directions(out_height, window) @ rot       # R^T d for each pixel
     front = cam[..., 2] < 0
     depth = jnp.where(front, -cam[..., 2], 1.0)
     f = focal_length_px(w, hfov_deg)

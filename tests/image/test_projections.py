@@ -275,3 +275,15 @@ def test_bad_shapes_raise():
                                  out_hw=(4, 4))
   with pytest.raises(proj.ProjectionError, match="faces"):
     proj.cubemap_to_equirect(jnp.zeros((5, 4, 4, 3)), 8)
+
+
+def test_window_is_a_slice_of_the_full_panorama():
+  photo = jnp.asarray(smooth_photo(12, 16))
+  angles = dict(yaw=170.0, pitch=10.0, roll=5.0, hfov_deg=60.0)
+  full, full_mask = jitted()["to_pano"](photo, out_height=32, **angles)
+  part, part_mask = jax.jit(proj.perspective_to_equirect, static_argnames=("out_height", "window"))(
+      photo, out_height=32, window=(5, 50, 20, 24), **angles)    # columns 50..73 wrap at 64
+  cols = np.arange(50, 74) % 64
+  np.testing.assert_allclose(part, np.asarray(full)[5:25][:, cols], atol=1e-6)
+  np.testing.assert_array_equal(part_mask, np.asarray(full_mask)[5:25][:, cols])
+  assert float(part_mask.sum()) > 20

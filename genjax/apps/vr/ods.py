@@ -16,10 +16,10 @@ distance rho = D cos(lat) and height y = D sin(lat). The eye s sees it (if rho >
 at distance sqrt(D^2 - r^2) along that ray: the right eye sees near points shifted left,
 as in planar stereo. So each eye is a forward warp of the centre panorama by a per-pixel,
 per-column offset; as in stereo.warp_to_right_eye we splat the offsets with a z-buffer
-(nearest surface wins), close the short gaps a stretched surface leaves, and fetch the colours from the source
-panorama by bilinear sampling (wrapping in longitude, across the poles). Points within the
-viewing circle (rho <= r: straight up and down) are invisible to ODS; near the poles ODS
-itself is distorted, as every ODS renderer is.
+(nearest surface wins), close the short gaps a stretched surface leaves, and fetch the
+colours from the source panorama by bilinear sampling (wrapping in longitude, across the
+poles). Points within the viewing circle (rho <= r: straight up and down) are invisible
+to ODS; near the poles ODS itself is distorted, as every ODS renderer is.
 """
 
 import jax

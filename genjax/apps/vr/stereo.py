@@ -133,14 +133,15 @@ ANAGLYPH_MODES = {
 }
 
 
-def _check_pair(left, right):
+def check_pair(left, right):
+  """Raises ValueError unless the two eyes have the same shape."""
   if left.shape != right.shape:
     raise ValueError(f"left {left.shape} and right {right.shape} images differ in shape")
 
 
 def anaglyph_red_cyan(left: jax.Array, right: jax.Array, *, mode: str = "color") -> jax.Array:
   """Red-cyan anaglyph [..., H, W, 3] of two RGB views (red filter over the left eye)."""
-  _check_pair(left, right)
+  check_pair(left, right)
   if mode not in ANAGLYPH_MODES:
     raise ValueError(f"unknown anaglyph mode {mode!r}; valid: {sorted(ANAGLYPH_MODES)}")
   return ANAGLYPH_MODES[mode](left, right)
@@ -148,20 +149,20 @@ def anaglyph_red_cyan(left: jax.Array, right: jax.Array, *, mode: str = "color")
 
 def side_by_side(left: jax.Array, right: jax.Array) -> jax.Array:
   """[..., H, W, C] x 2 -> [..., H, 2W, C], left eye on the left (parallel viewing)."""
-  _check_pair(left, right)
+  check_pair(left, right)
   return jnp.concatenate([left, right], axis=-2)
 
 
 def over_under(left: jax.Array, right: jax.Array) -> jax.Array:
   """[..., H, W, C] x 2 -> [..., 2H, W, C], left eye on top."""
-  _check_pair(left, right)
+  check_pair(left, right)
   return jnp.concatenate([left, right], axis=-3)
 
 
 def ods_over_under(pano_left: jax.Array, pano_right: jax.Array) -> jax.Array:
   """Omni-directional stereo frame: two [H, 2H, C] equirectangular eyes -> [2H, 2H, C]
   (1:1), left eye on top, the layout 360 stereo players expect ("top-bottom")."""
-  _check_pair(pano_left, pano_right)
+  check_pair(pano_left, pano_right)
   h, w = pano_left.shape[-3:-1]
   if w != 2 * h:
     raise ValueError(f"ODS eyes must be 2:1 equirectangular, got {h}x{w} (HxW)")

@@ -14,7 +14,6 @@ its state as `window.viewerState` = {yaw, pitch, fov (horizontal, degrees), read
 
 import base64
 import html
-import os
 import pathlib
 
 import numpy as np
@@ -55,12 +54,14 @@ varying vec2 ndc;
 uniform sampler2D pano;
 uniform vec2 halfTan;
 uniform mat3 rotation;
+uniform float pad;  // width of the wrapped border column, in texture units
 const float PI = 3.141592653589793;
 void main() {
   vec3 d = normalize(rotation * vec3(ndc * halfTan, -1.0));
   float lon = atan(d.x, -d.z);
   float lat = asin(clamp(d.y, -1.0, 1.0));
-  gl_FragColor = texture2D(pano, vec2(fract(lon / (2.0 * PI) + 0.5), 0.5 - lat / PI));
+  float u = pad + fract(lon / (2.0 * PI) + 0.5) * (1.0 - 2.0 * pad);
+  gl_FragColor = texture2D(pano, vec2(u, 0.5 - lat / PI));
 }`;
 
 function compile(type, source) {
@@ -80,19 +81,25 @@ function setup() {
   gl.attachShader(program, compile(gl.VERTEX_SHADER, VERTEX));
   gl.attachShader(program, compile(gl.FRAGMENT_SHADER, FRAGMENT));
   gl.linkProgram(program);
-  if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(program));
+  if (!gl.getProgramParameter(program, gl.LINK_STATUS)) {
+    throw new Error(gl.getProgramInfoLog(program));
+  }
   gl.useProgram(program);
   gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer());
   gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
   const corner = gl.getAttribLocation(program, "corner");
   gl.enableVertexAttribArray(corner);
   gl.vertexAttribPointer(corner, 2, gl.FLOAT, false, 0, 0);
-  for (const name of ["pano", "halfTan", "rotation"]) uniforms[name] = gl.getUniformLocation(program, name);
+  for (const name of ["pano", "halfTan", "rotation", "pad"]) {
+    uniforms[name] = gl.getUniformLocation(program, name);
+  }
 }
 
 function upload(image) {
-  // WebGL 1 allows non-power-of-two textures only with clamping and no mipmaps; the shader
-  // wraps the longitude itself. Panoramas wider than the GPU's limit are scaled down first.
+  // WebGL 1 allows non-power-of-two textures only with clamping and no mipmaps, so the
+  // image carries one extra column on each side (the opposite edge's) and the shader maps
+  // the longitude inside them: linear filtering is then continuous across the seam.
+  // Panoramas wider than the GPU's limit are scaled down first.
   const limit = gl.getParameter(gl.MAX_TEXTURE_SIZE);
   let source = image;
   if (image.width > limit) {
@@ -103,8 +110,10 @@ function upload(image) {
   }
   gl.bindTexture(gl.TEXTURE_2D, gl.createTexture());
   gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB, gl.RGB, gl.UNSIGNED_BYTE, source);
-  for (const [key, value] of [[gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE], [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE],
-                              [gl.TEXTURE_MIN_FILTER, gl.LINEAR], [gl.TEXTURE_MAG_FILTER, gl.LINEAR]]) {
+  for (const [key, value] of [[gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE],
+                              [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE],
+                              [gl.TEXTURE_MIN_FILTER, gl.LINEAR],
+                              [gl.TEXTURE_MAG_FILTER, gl.LINEAR]]) {
     gl.texParameteri(gl.TEXTURE_2D, key, value);
   }
 }
@@ -120,9 +129,11 @@ function draw() {
   const y = state.yaw * Math.PI / 180, p = state.pitch * Math.PI / 180;
   const cy = Math.cos(y), sy = Math.sin(y), cp = Math.cos(p), sp = Math.sin(p);
   // Camera-to-world R = R_Y(-yaw) R_X(pitch), column-major.
-  gl.uniformMatrix3fv(uniforms.rotation, false, [cy, 0, sy, -sy * sp, cp, cy * sp, -sy * cp, -sp, cy * cp]);
+  gl.uniformMatrix3fv(uniforms.rotation, false,
+                      [cy, 0, sy, -sy * sp, cp, cy * sp, -sy * cp, -sp, cy * cp]);
   gl.uniform2f(uniforms.halfTan, t, t * h / w);
   gl.uniform1i(uniforms.pano, 0);
+  gl.uniform1f(uniforms.pad, 1 / state.textureWidth);
   gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   state.frames += 1;
 }
@@ -147,7 +158,8 @@ canvas.addEventListener("pointermove", (e) => {
   pointers.set(e.pointerId, [e.clientX, e.clientY]);
   if (pinch && pointers.size === 2) {
     const [a, b] = [...pointers.values()];
-    state.fov = clamp(pinch.fov * pinch.dist / Math.max(1, Math.hypot(a[0] - b[0], a[1] - b[1])), 20, 120);
+    const dist = Math.max(1, Math.hypot(a[0] - b[0], a[1] - b[1]));
+    state.fov = clamp(pinch.fov * pinch.dist / dist, 20, 120);
   } else if (drag) {
     // Grab-and-drag: the scene follows the pointer, so dragging right turns the view left.
     const degPerPx = state.fov / canvas.clientWidth;
@@ -157,7 +169,11 @@ canvas.addEventListener("pointermove", (e) => {
   redraw();
 });
 for (const type of ["pointerup", "pointercancel"]) {
-  canvas.addEventListener(type, (e) => { pointers.delete(e.pointerId); pinch = null; drag = null; });
+  canvas.addEventListener(type, (e) => {
+    pointers.delete(e.pointerId);
+    pinch = null;
+    drag = null;
+  });
 }
 canvas.addEventListener("wheel", (e) => {
   e.preventDefault();
@@ -171,6 +187,7 @@ if (!gl) {
 } else {
   const image = new Image();
   image.onload = () => {
+    state.textureWidth = image.width;
     try { setup(); upload(image); state.ready = true; draw(); } catch (err) { fail(String(err)); }
   };
   image.onerror = () => fail("The panorama could not be decoded.");
@@ -183,27 +200,19 @@ if (!gl) {
 
 
 def viewer_html(pano_rgb, *, title: str = "Panorama", quality: int = 90) -> str:
-  """The viewer page for pano_rgb [H, W, 3] uint8 (equirectangular, 2:1) as a string."""
-  a = np.asarray(pano_rgb)
-  if a.dtype != np.uint8 or a.ndim != 3 or a.shape[-1] != 3:
-    raise ValueError(f"pano_rgb must be uint8 [H, W, 3], got {a.dtype} {a.shape}")
+  """The viewer page for pano_rgb [H, 2H, 3] (uint8, or float in [0, 1]) as a string."""
+  a = xmp.to_uint8(pano_rgb)
   if a.shape[1] != 2 * a.shape[0]:
-    raise ValueError(f"an equirectangular panorama is 2:1, got {a.shape[0]}x{a.shape[1]} (HxW)")
+    raise xmp.PanoFormatError(
+        f"an equirectangular panorama is 2:1, got {a.shape[0]}x{a.shape[1]} (HxW)")
+  wrapped = np.concatenate([a[:, -1:], a, a[:, :1]], axis=1)   # see upload() in the page
   uri = "data:image/jpeg;base64," + base64.b64encode(
-      xmp.encode_jpeg(a, quality=quality)).decode("ascii")
+      xmp.encode_jpeg(wrapped, quality=quality)).decode("ascii")
   return _PAGE.replace("__TITLE__", html.escape(title)).replace("__PANO_URI__", uri)
 
 
 def write_viewer_html(pano_rgb, path, *, title: str = "Panorama",
                       quality: int = 90) -> pathlib.Path:
-  """Writes the standalone viewer for pano_rgb [H, W, 3] uint8 to path (atomically)."""
-  page = viewer_html(pano_rgb, title=title, quality=quality)
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  try:
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-  finally:
-    tmp.unlink(missing_ok=True)
-  return path
+  """Writes the standalone viewer for pano_rgb [H, 2H, 3] to path (atomically)."""
+  return xmp.write_atomic(path, viewer_html(pano_rgb, title=title, quality=quality)
+                          .encode("utf-8"))

@@ -203,7 +203,8 @@ def insert_segments(jpeg: bytes, segments: list[bytes]) -> bytes:
   return jpeg[:pos] + b"".join(segments) + jpeg[pos:]
 
 
-def _to_uint8(img) -> np.ndarray:
+def to_uint8(img) -> np.ndarray:
+  """[H, W, 3] uint8 as is, or float in [0, 1] rounded to uint8; anything else raises."""
   a = np.asarray(img)
   if a.dtype != np.uint8:
     a = np.round(np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -215,11 +216,12 @@ def _to_uint8(img) -> np.ndarray:
 def encode_jpeg(img, *, quality: int = 90) -> bytes:
   """[H, W, 3] uint8 (or float in [0, 1]) -> baseline JPEG bytes with a JFIF header."""
   buf = io.BytesIO()
-  Image.fromarray(_to_uint8(img)).save(buf, format="JPEG", quality=quality)
+  Image.fromarray(to_uint8(img)).save(buf, format="JPEG", quality=quality)
   return buf.getvalue()
 
 
-def _write_atomic(path, data: bytes) -> pathlib.Path:
+def write_atomic(path, data: bytes) -> pathlib.Path:
+  """Writes data to path through a temporary file renamed over it: never half a file."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -266,11 +268,11 @@ def write_pano_jpeg(pano, path, *, full_hw=None, crop_left: int = 0, crop_top: i
     heading_deg: compass heading of the panorama's centre column (GPano:PoseHeadingDegrees).
     allow_large: permit full widths above 8192.
   """
-  a = _to_uint8(pano)
+  a = to_uint8(pano)
   geometry = PanoGeometry.for_image(*a.shape[:2], full_hw=full_hw, crop_left=crop_left,
                                     crop_top=crop_top, allow_large=allow_large)
   segment = _main_xmp_segment(geometry.gpano(heading_deg))
-  return _write_atomic(path, insert_segments(encode_jpeg(a, quality=quality), [segment]))
+  return write_atomic(path, insert_segments(encode_jpeg(a, quality=quality), [segment]))
 
 
 def write_vr_jpeg(left, right, path, *, full_hw=None, crop_left: int = 0,
@@ -283,7 +285,7 @@ def write_vr_jpeg(left, right, path, *, full_hw=None, crop_left: int = 0,
   None puts the right eye in extended XMP only when the main packet would exceed 65502
   bytes; True/False force it (False raises if it does not fit).
   """
-  l, r = _to_uint8(left), _to_uint8(right)
+  l, r = to_uint8(left), to_uint8(right)
   if l.shape != r.shape:
     raise PanoFormatError(f"left {l.shape} and right {r.shape} eyes differ in shape")
   geometry = PanoGeometry.for_image(*l.shape[:2], full_hw=full_hw, crop_left=crop_left,
@@ -298,7 +300,7 @@ def write_vr_jpeg(left, right, path, *, full_hw=None, crop_left: int = 0,
     segments = [_main_xmp_segment(props | {"xmpNote:HasExtendedXMP": guid})] + chunks
   else:
     segments = [_main_xmp_segment(inline)]
-  return _write_atomic(path, insert_segments(encode_jpeg(l, quality=quality), segments))
+  return write_atomic(path, insert_segments(encode_jpeg(l, quality=quality), segments))
 
 
 # ---------------------------------------------------------------------------------------------

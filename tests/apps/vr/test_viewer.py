@@ -41,7 +41,7 @@ BROWSER_ARGS = [
 RED = np.array([255, 0, 0])
 
 
-def test_pano() -> np.ndarray:
+def make_pano() -> np.ndarray:
   """uint8 [256, 512, 3]: red square at the front (lon 0, lat 0), yellow at lon 90, blue
   sky above a teal ground, green rising with sin(lon) so left and right differ."""
   h, w = 256, 512
@@ -54,9 +54,6 @@ def test_pano() -> np.ndarray:
   img[(np.abs(lon) < 25) & (np.abs(lat) < 25)] = [1, 0, 0]
   img[(np.abs(lon - 90) < 25) & (np.abs(lat) < 25)] = [1, 1, 0]
   return np.round(img * 255).astype(np.uint8)
-
-
-test_pano.__test__ = False  # a helper, not a test
 
 
 def expected_view(pano, yaw, pitch, hw, fov=90.0) -> np.ndarray:
@@ -78,7 +75,7 @@ def centre(img) -> np.ndarray:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
   folder = tmp_path_factory.mktemp("viewer")
-  pano = test_pano()
+  pano = make_pano()
   path = viewer.write_viewer_html(pano, folder / "pano.html", title="test <pano>")
   return pano, path
 
