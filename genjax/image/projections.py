@@ -40,6 +40,7 @@ the angles may be traced, so one compiled function serves every camera pose.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from genjax.image import sampling
 
@@ -136,6 +137,16 @@ def _check_image(x: jax.Array, name: str):
     raise ProjectionError(f"{name} must be [H, W, C] or [B, H, W, C], got shape {x.shape}")
 
 
+def _check_fov(hfov_deg):
+  """Raises for a concrete field of view outside (0, 180) degrees; traced values (inside
+  jit) cannot be checked and pass through."""
+  if isinstance(hfov_deg, jax.core.Tracer):
+    return
+  v = np.asarray(hfov_deg, np.float64)
+  if not np.all((v > 0) & (v < 180)):
+    raise ProjectionError(f"hfov_deg must be in (0, 180) degrees, got {hfov_deg}")
+
+
 def _batched(fn, x: jax.Array, angles: dict):
   """Applies fn(x, **angles) to one image, or vmaps it over a leading batch axis."""
   if x.ndim == 3:
@@ -162,6 +173,7 @@ def perspective_to_equirect(img: jax.Array, *, yaw, pitch, roll, hfov_deg, out_h
     inside its footprint); the panorama is 0 elsewhere.
   """
   _check_image(img, "img")
+  _check_fov(hfov_deg)
 
   def one(im, yaw, pitch, roll, hfov_deg):
     h, w, _ = im.shape
@@ -192,6 +204,7 @@ def equirect_to_perspective(pano: jax.Array, *, yaw, pitch, roll, hfov_deg,
     [.., H, W, C].
   """
   _check_image(pano, "pano")
+  _check_fov(hfov_deg)
   out_hw = tuple(int(n) for n in out_hw)
 
   def one(p, yaw, pitch, roll, hfov_deg):

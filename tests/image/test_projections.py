@@ -287,3 +287,13 @@ def test_window_is_a_slice_of_the_full_panorama():
   np.testing.assert_allclose(part, np.asarray(full)[5:25][:, cols], atol=1e-6)
   np.testing.assert_array_equal(part_mask, np.asarray(full_mask)[5:25][:, cols])
   assert float(part_mask.sum()) > 20
+
+
+@pytest.mark.parametrize("hfov", [0.0, -10.0, 180.0, 250.0, [60.0, 180.0]])
+def test_extreme_fov_raises(hfov):
+  with pytest.raises(proj.ProjectionError, match="hfov_deg must be in"):
+    proj.equirect_to_perspective(jnp.zeros((8, 16, 3)), yaw=0, pitch=0, roll=0, hfov_deg=hfov,
+                                 out_hw=(4, 4))
+  with pytest.raises(proj.ProjectionError, match="hfov_deg must be in"):
+    proj.perspective_to_equirect(jnp.zeros((4, 4, 3)), yaw=0, pitch=0, roll=0, hfov_deg=hfov,
+                                 out_height=8)
