@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genjax.apps.vr import ods, scene, stereo
+from genjax.apps.vr import ods, scene
 
 PANO_H = 64
 IPD = 0.5              # exaggerated (an adult's is 0.064 m) so the parallax spans pixels
