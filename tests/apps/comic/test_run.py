@@ -174,6 +174,6 @@ def test_examples(tmp_path, monkeypatch):
   assert np.abs(photos["landscape0"].astype(int) - photos["landscape1"]).mean() > 10
   small = {"a": rgb(), "b": procedural_photo(4, height=H, width=W)}
   monkeypatch.setattr(examples, "example_photos", lambda n, source: small)
-  written = run.comic_examples(tmp_path, page_width=152)
+  written = run.comic_examples(tmp_path, page_width=212)  # 48 x 64 panels, as the inputs
   assert {p.name for p in written} == {"a.png", "a.comic.png", "a.manga.png", "b.png",
                                        "b.comic.png", "b.manga.png", "page.png"}

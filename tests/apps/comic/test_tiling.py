@@ -48,9 +48,10 @@ def test_tiled_equals_untiled(style):
 
 
 def test_bytes_per_pixel_bound():
+  # The shapes and knobs of test_tiled_equals_untiled, so the compiles are cached.
   for style in ("comic", "manga"):
-    knobs = render.make_knobs(style)
-    images = jnp.zeros((1, 128, 96, 3))
+    knobs = render.make_knobs(style, KNOBS)
+    images = jnp.zeros((1, 96, 128, 3))
     palette = render.fit_palette(images, style, knobs)
     compiled = render._layers.lower(images, render._runtime_knobs(knobs, 1), jnp.zeros((1, 2)),
                                     palette, style=style).compile()
