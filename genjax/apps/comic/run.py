@@ -118,20 +118,48 @@ def render_photo(photo: np.ndarray, style: str, knobs, *, tile: int | None, memo
   Either way the comic palette is fitted on a thumbnail of the whole photo, so the
   result does not depend on the tiling.
   """
-  image = np.asarray(photo, np.float32)
-  image = image / 255.0 if np.asarray(photo).dtype == np.uint8 else image
+  photo = np.asarray(photo)
   knobs = render_lib.make_knobs(style, knobs)
-  h, w, _ = image.shape
+  h, w, _ = photo.shape
+  palette = photo_palette(photo, style, knobs, key=key)
   if tile is None and h * w * tiling.BYTES_PER_PIXEL <= memory_mb * 2**20:
-    layers = render_lib.render_layers(image[None], style, knobs, key=key)
+    image = photo.astype(np.float32) / 255.0 if photo.dtype == np.uint8 else photo
+    layers = render_lib.render_layers(image[None], style, knobs, palette=palette)
     layers = {name: np.asarray(v[0]) for name, v in layers.items()}
     return render_lib.Rendering(render_lib.compose(layers), layers)
   halo = knobs.halo() + blend
   core = tile if tile is not None else tiling.tile_core(halo, memory_mb=memory_mb)
   n = tiling.num_tiles((h, w), core, halo)
   with tqdm(total=n, desc="tiles", unit="tile", leave=False, disable=not progress) as bar:
-    return tiling.render_tiled(image, style, knobs, tile=core, blend=blend, key=key,
+    return tiling.render_tiled(photo, style, knobs, tile=core, blend=blend, palette=palette,
                                progress=bar.update)
+
+
+def photo_palette(photo: np.ndarray, style: str, knobs, *, key: jax.Array,
+                  max_side: int = 4 * render_lib.THUMBNAIL):
+  """render.fit_palette of a photo first shrunk on the host (Pillow) to at most max_side.
+
+  Keeps a 12-megapixel photo off the device; the palette comes from a 64 x 64 thumbnail
+  either way. None for a style without colour.
+  """
+  if not render_lib.get_style(style).uses_palette:
+    return None
+  h, w = photo.shape[:2]
+  if max(h, w) > max_side:
+    u8 = photo if photo.dtype == np.uint8 else np.round(np.clip(photo, 0, 1) * 255).astype(
+        np.uint8)
+    s = max_side / max(h, w)
+    photo = np.asarray(Image.fromarray(u8).resize(
+        (max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BOX))
+  image = photo.astype(np.float32) / 255.0 if photo.dtype == np.uint8 else photo
+  return render_lib.fit_palette(image[None], style, knobs, key=key)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+  """float [0, 1] -> uint8, reusing the float buffer (a canvas-sized copy less at the end)."""
+  image = np.clip(image, 0.0, 1.0, out=image)
+  image *= 255.0
+  return np.rint(image, out=image).astype(np.uint8)
 
 
 def _check_model(model) -> None:
@@ -201,9 +229,10 @@ def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
       continue
     rendering = render_photo(photo, style, knobs, tile=tile, memory_mb=memory_mb, blend=blend,
                              key=key, progress=progress)
-    result.written.append(save_image(target, rendering.image))
     if layers:
       _save_layers(target, rendering.layers, result)
+    result.written.append(save_image(target, _to_uint8(rendering.image)))
+    del rendering
   return result
 
 

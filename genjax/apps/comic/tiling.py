@@ -80,8 +80,11 @@ def render_tiled(image: np.ndarray, style: str = "comic", knobs=None, *, tile: i
                  progress=None) -> render_lib.Rendering:
   """Renders one image tile by tile.
 
+  Host memory is the uint8 or float input plus 24 bytes per pixel of float32 sums (the
+  layers and their weight) and the composed image; device memory is one window.
+
   Args:
-    image: [H, W, 3] float sRGB in [0, 1] (NumPy; stays on the host).
+    image: [H, W, 3] uint8, or float sRGB in [0, 1] (NumPy; stays on the host).
     style, knobs, key: as render.render.
     tile: core size of a tile in pixels (each window adds halo + blend on each side).
     blend: cross-fade width in pixels on each side of a seam.
@@ -91,13 +94,16 @@ def render_tiled(image: np.ndarray, style: str = "comic", knobs=None, *, tile: i
     Rendering(image [H, W, 3], layers {"ink": [H, W, 1], "flat": [H, W, 3],
     "tone": [H, W, 1]}), NumPy float32 in [0, 1].
   """
-  image = np.asarray(image, np.float32)
+  image = np.asarray(image)
   if image.ndim != 3 or image.shape[-1] != 3:
     raise ValueError(f"render_tiled expects one image [H, W, 3], got shape {image.shape}")
+  # uint8 stays uint8 on the host (a quarter of float32); windows are converted one by one.
+  scale = 1.0 / 255.0 if image.dtype == np.uint8 else 1.0
   knobs = render_lib.make_knobs(style, knobs)
   h, w, _ = image.shape
   if palette is None:
-    palette = render_lib.fit_palette(image[None], style, knobs, key=key)
+    palette = render_lib.fit_palette(image[None].astype(np.float32) * scale, style, knobs,
+                                     key=key)
   halo = knobs.halo() + blend
   acc = {"ink": np.zeros((h, w, 1), np.float32), "flat": np.zeros((h, w, 3), np.float32),
          "tone": np.zeros((h, w, 1), np.float32)}
@@ -107,7 +113,7 @@ def render_tiled(image: np.ndarray, style: str = "comic", knobs=None, *, tile: i
     r_lo, r_hi, r_w = _weights(r, h, blend)
     for c in cols:
       c_lo, c_hi, c_w = _weights(c, w, blend)
-      window = image[None, r.win_lo:r.win_hi, c.win_lo:c.win_hi]
+      window = image[None, r.win_lo:r.win_hi, c.win_lo:c.win_hi].astype(np.float32) * scale
       layers = render_lib.render_layers(window, style, knobs, palette=palette,
                                         origin=(float(r.win_lo), float(c.win_lo)))
       weight = (r_w[:, None] * c_w[None, :])[..., None]
@@ -118,8 +124,9 @@ def render_tiled(image: np.ndarray, style: str = "comic", knobs=None, *, tile: i
       total[r_lo:r_hi, c_lo:c_hi] += weight
       if progress is not None:
         progress(1)
-  layers = {name: v / total for name, v in acc.items()}
-  return render_lib.Rendering(render_lib.compose(layers), layers)
+  for v in acc.values():
+    v /= total  # in place: no second canvas-sized copy
+  return render_lib.Rendering(render_lib.compose(acc), acc)
 
 
 def num_tiles(shape: tuple[int, int], tile: int, halo: int) -> int:
