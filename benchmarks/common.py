@@ -9,6 +9,7 @@ import statistics
 import time
 
 import jax
+import numpy as np
 
 
 def device_info() -> dict:
@@ -27,6 +28,23 @@ def time_call(fn, *args, repeats: int = 5, warmup: int = 1) -> list[float]:
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - t)
   return times
+
+
+def process_cpu_seconds() -> float:
+  """User + system CPU time of all threads of this process so far."""
+  r = resource.getrusage(resource.RUSAGE_SELF)
+  return r.ru_utime + r.ru_stime
+
+
+def time_and_cpu(fn, *args) -> tuple[float, float]:
+  """(wall seconds, process CPU seconds) of one call, waited for with block_until_ready.
+
+  On a CPU shared with other processes the wall time includes the time this process
+  was not scheduled; the CPU time counts only the work of its threads (and their
+  spin-waiting), so it is the steadier of the two for comparing implementations."""
+  c, t = process_cpu_seconds(), time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  return time.perf_counter() - t, process_cpu_seconds() - c
 
 
 def median(xs) -> float:
@@ -66,3 +84,41 @@ def write_json(path, payload: dict) -> None:
   tmp = path.with_suffix(".tmp")
   tmp.write_text(json.dumps(payload, indent=2))
   os.replace(tmp, path)
+
+
+def compiled_train_step(config):
+  """Builds the state (sharded on the config's mesh), a random batch and the compiled step.
+
+  Returns (compiled_step, state, batch, abstract_state, compile_seconds); the step is
+  lowered and compiled outside any timer.
+  """
+  from genjax.train import loop, sharding  # noqa: PLC0415 (benchmarks import genjax lazily)
+  mesh = sharding.make_mesh(config.mesh)
+  *_, create = loop.build(config)
+  key = jax.random.PRNGKey(0)
+  abstract = jax.eval_shape(create, key)
+  shardings = sharding.state_shardings(abstract, mesh)
+  state = jax.jit(create, out_shardings=shardings)(key)
+  b = config.train.batch_size
+  h, w = config.data.image_size
+  rng = np.random.default_rng(0)
+  batch = loop.global_batch({"image": rng.uniform(-1, 1, (b, h, w, 3)).astype(np.float32),
+                             "label": np.zeros((b,), np.int32)}, mesh)
+  step_fn = loop.make_step_fn(config, mesh, shardings)
+  t = time.perf_counter()
+  compiled = step_fn.lower(state, batch).compile()
+  return compiled, state, batch, abstract, time.perf_counter() - t
+
+
+def time_train_steps(compiled, state, batch, steps: int) -> tuple[list[float], dict]:
+  """Runs one warm-up step (its loss must be finite), then `steps` timed steps (seconds each)."""
+  state, metrics = compiled(state, batch)
+  if not np.isfinite(float(metrics["loss"])):
+    raise FloatingPointError("non-finite loss in the benchmark's warm-up step")
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t)
+  return times, metrics

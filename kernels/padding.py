@@ -49,10 +49,12 @@ def conv_operand(x: jax.Array, ph: int, pw: int, mode: str) -> tuple[jax.Array, 
   sees `pad(x, ph, pw, mode)`, except for extra zero rows at the bottom that only
   output rows past H' read (callers crop the output to H', W').
 
-  Why: XLA's CPU convolution (YNNPACK fusions, jax 0.10) runs 3-4x slower, forward and
-  weight gradient alike, when the window padding is all zero ("VALID") than with any
+  Why: XLA's CPU convolution (YNNPACK fusions, jax 0.10) runs 2-4x slower, forward and
+  weight gradient alike, when a 3x3 window has all-zero ("VALID") padding than with any
   nonzero padding; zeros are therefore left to the convolution, and where nothing is
-  zero (SPHERE, 1x1) one zero row is added at the bottom whose outputs are cropped.
+  zero (SPHERE) one zero row is added at the bottom whose outputs are cropped. Not for
+  ph = pw = 0 (1x1 kernels): there the extra row makes the backward pass 20x slower,
+  and VALID is fast.
   """
   if mode == "SAME":
     padding = ((ph, ph), (pw, pw))
@@ -62,6 +64,6 @@ def conv_operand(x: jax.Array, ph: int, pw: int, mode: str) -> tuple[jax.Array, 
   else:
     x = pad(x, ph, pw, mode)
     padding = ((0, 0), (0, 0))
-  if padding == ((0, 0), (0, 0)):
+  if padding == ((0, 0), (0, 0)) and (ph or pw):
     padding = ((0, 1), (0, 0))
   return x, padding

@@ -1,0 +1,29 @@
+"""`python -m benchmarks <name> [flags]`: runs one benchmark module's main(flags).
+
+    python -m benchmarks conv --shapes issue --dtypes float32
+    python -m benchmarks train_step --configs cifar
+    python -m benchmarks <name> --help
+"""
+
+import importlib
+import sys
+
+# name -> module under benchmarks/, each with main(argv).
+COMMANDS = {"conv": "conv", "train_step": "train_step", "sampler": "sampler",
+            "memory": "memory"}
+
+
+def main(argv=None) -> None:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if not argv or argv[0] in ("-h", "--help"):
+    print(__doc__.strip() + f"\n\nbenchmarks: {', '.join(COMMANDS)}")
+    return
+  name, rest = argv[0], argv[1:]
+  if name not in COMMANDS:
+    sys.exit(f"unknown benchmark {name!r}; valid: {', '.join(COMMANDS)}")
+  module = importlib.import_module(f"benchmarks.{COMMANDS[name]}")
+  module.main(rest)
+
+
+if __name__ == "__main__":
+  main()
