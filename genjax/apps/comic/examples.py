@@ -13,11 +13,8 @@ SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
 
 def have_skimage() -> bool:
-  try:
-    import skimage.data  # noqa: F401
-  except ImportError:
-    return False
-  return True
+  import importlib.util
+  return importlib.util.find_spec("skimage") is not None
 
 
 def procedural_photo(index: int, *, height: int = 384, width: int = 512) -> np.ndarray:

@@ -22,7 +22,8 @@ class PageLayout:
   panel_aspect: panel height / width; None = the median aspect of the photos.
   margin: white border around the grid; gutter: space between panels.
   border: thickness of the black panel frame.
-  caption_size: caption font size (Pillow's default font; bitmap if FreeType is missing).
+  caption_size: caption font size in pixels (Pillow's default font; a fixed bitmap font
+    if Pillow lacks FreeType); None = width / 40.
   """
   columns: int = 2
   width: int = 1200
@@ -30,7 +31,7 @@ class PageLayout:
   margin: int = 32
   gutter: int = 20
   border: int = 4
-  caption_size: int = 20
+  caption_size: int | None = None
 
   def __post_init__(self):
     if self.columns < 1 or self.width < 1 or min(self.margin, self.gutter, self.border) < 0:
@@ -66,13 +67,14 @@ def panel_boxes(n: int, layout: PageLayout, aspect: float) -> tuple[tuple[int, i
 
 
 def fit_photo(photo: np.ndarray, height: int, width: int) -> np.ndarray:
-  """uint8 [H, W, 3] -> float32 [height, width, 3] in [0, 1]: centre crop to the aspect, resize."""
+  """uint8 [H, W, 3] -> float32 [height, width, 3] in [0, 1]: crop to the aspect, resize."""
   h, w = photo.shape[:2]
   if h * width > w * height:  # too tall: crop rows
     ch, cw = max(1, round(w * height / width)), w
   else:
     ch, cw = h, max(1, round(h * width / height))
-  top, left = (h - ch) // 2, (w - cw) // 2
+  # Rows keep the upper part (faces, horizons), columns the centre.
+  top, left = (h - ch) // 3, (w - cw) // 2
   im = Image.fromarray(photo[top:top + ch, left:left + cw])
   return np.asarray(im.resize((width, height), Image.Resampling.LANCZOS), np.float32) / 255.0
 

@@ -225,7 +225,6 @@ def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
       photo = load_rgb(path, max_pixels=max_image_pixels)
     except ImageDecodeError as e:
       result.failures.append((str(path), str(e)))
-      tqdm.write(f"skipped {e}")
       continue
     rendering = render_photo(photo, style, knobs, tile=tile, memory_mb=memory_mb, blend=blend,
                              key=key, progress=progress)
@@ -249,7 +248,6 @@ def _comic_page(files, out, style, knobs, *, layers, layout, captions, key, max_
       texts.append(text)
     except ImageDecodeError as e:
       result.failures.append((str(path), str(e)))
-      tqdm.write(f"skipped {e}")
   if not photos:
     result.failures.append((str(out), "no readable input images for the page"))
     return
@@ -287,7 +285,8 @@ def make_page(photos: Sequence[np.ndarray], style: str = "manga", knobs=None, *,
     panels.append(rendering.layers)
   page_layers = page_lib.assemble(panels, boxes, page_hw, layout.border)
   letters = page_lib.lettering(captions or [None] * len(photos), boxes, page_hw,
-                               border=layout.border, size=layout.caption_size)
+                               border=layout.border,
+                               size=layout.caption_size or max(10, layout.width // 40))
   return page_layers, letters
 
 
@@ -312,6 +311,8 @@ def comic_examples(out, *, styles: Sequence[str] = ("comic", "manga"), n: int = 
       "Meanwhile...", None, "Later that day, far from home.", None][:len(photos)]
   captions += [None] * (len(photos) - len(captions))
   layers, letters = make_page(list(photos.values()), page_style,
-                              layout=page_lib.PageLayout(width=page_width), captions=captions, key=key)
-  written.append(save_image(out / "page.png", page_lib.over(letters, render_lib.compose(layers))))
+                              layout=page_lib.PageLayout(width=page_width), captions=captions,
+                              key=key)
+  page_image = page_lib.over(letters, render_lib.compose(layers))
+  written.append(save_image(out / "page.png", page_image))
   return written
