@@ -51,14 +51,19 @@ def _weight_grad(x: jax.Array, g: jax.Array, kh: int, kw: int, stride: int,
   # leading-dimension contraction, the slow layout this transpose exists to avoid.
   gt = lax.optimization_barrier(g.reshape(-1, cout).T)  # [Cout, B*H'*W']
   xp = padding.pad(x, (kh - 1) // 2, (kw - 1) // 2, mode)
-  taps = []
-  for i in range(kh):
-    for j in range(kw):
-      tap = lax.slice(xp, (0, i, j, 0),
-                      (b, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, cin),
-                      (1, stride, stride, 1))
-      taps.append(_dot(gt, tap.reshape(-1, cin)))  # [Cout, Cin]
-  return jnp.stack(taps).reshape(kh, kw, cout, cin).transpose(0, 1, 3, 2)
+  if (kh, kw) == (1, 1):
+    return _dot(gt, _subsample(xp, stride).reshape(-1, cin)).T[None, None]
+  # A loop over the taps, so that one shifted copy of x exists at a time (unrolled,
+  # XLA makes all kh*kw copies first: 9x the memory of x).
+  span = (b, stride * (ho - 1) + 1, stride * (wo - 1) + 1, cin)
+
+  def tap(_, ij):
+    xs = _subsample(lax.dynamic_slice(xp, (0, ij[0], ij[1], 0), span), stride)
+    return None, _dot(gt, xs.reshape(-1, cin))  # [Cout, Cin]
+
+  offsets = jnp.array([(i, j) for i in range(kh) for j in range(kw)], jnp.int32)
+  _, taps = lax.scan(tap, None, offsets)
+  return taps.reshape(kh, kw, cout, cin).transpose(0, 1, 3, 2)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
