@@ -8,14 +8,11 @@ runs the same program on its shard).
 """
 
 import argparse
-import time
 
 import jax
-import numpy as np
 
 from benchmarks import common
 from genjax import configs
-from genjax.train import loop, sharding
 
 VARIANTS = {
     "data": ["mesh.fsdp=1"],
@@ -30,26 +27,9 @@ def measure(name: str, variant: str, *, steps: int, batch: int | None) -> dict:
   if batch:
     over.append(f"train.batch_size={batch}")
   config = configs.load(name, over)
-  mesh = sharding.make_mesh(config.mesh)
-  *_, create = loop.build(config)
-  key = jax.random.PRNGKey(0)
-  abstract = jax.eval_shape(create, key)
-  shardings = sharding.state_shardings(abstract, mesh)
-  state = jax.jit(create, out_shardings=shardings)(key)
+  compiled, state, batch_arrays, _, _ = common.compiled_train_step(config)
+  times, _ = common.time_train_steps(compiled, state, batch_arrays, steps)
   b = config.train.batch_size
-  h, w = config.data.image_size
-  rng = np.random.default_rng(0)
-  batch_arrays = loop.global_batch({"image": rng.uniform(-1, 1, (b, h, w, 3)).astype(np.float32),
-                                    "label": np.zeros((b,), np.int32)}, mesh)
-  step_fn = loop.make_step_fn(config, mesh, shardings)
-  compiled = step_fn.lower(state, batch_arrays).compile()
-  state, _ = compiled(state, batch_arrays)
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    state, m = compiled(state, batch_arrays)
-    jax.block_until_ready(m)
-    times.append(time.perf_counter() - t)
   mem = common.memory_analysis(compiled)
   return {"config": name, "variant": variant, "devices": n, "batch": b,
           "args_mb": mem.get("argument", 0) / 2**20, "temp_mb": mem.get("temp", 0) / 2**20,

@@ -8,44 +8,21 @@ donated step (median of `--steps` single-step calls).
 """
 
 import argparse
-import time
 
 import jax
 import numpy as np
 
 from benchmarks import common
 from genjax import configs
-from genjax.train import loop, sharding
 
 
 def bench_config(name: str, *, steps: int, conv_impl: str | None, overrides=()) -> dict:
   over = list(overrides) + ([f"kernels.conv_impl={conv_impl}"] if conv_impl else [])
   config = configs.load(name, over)
-  mesh = sharding.make_mesh(config.mesh)
-  *_, create = loop.build(config)
-  key = jax.random.PRNGKey(0)
-  abstract = jax.eval_shape(create, key)
-  shardings = sharding.state_shardings(abstract, mesh)
-  state = jax.jit(create, out_shardings=shardings)(key)
+  compiled, state, batch, abstract, compile_s = common.compiled_train_step(config)
+  times, _ = common.time_train_steps(compiled, state, batch, steps)
   b = config.train.batch_size
   h, w = config.data.image_size
-  rng = np.random.default_rng(0)
-  batch = loop.global_batch({"image": rng.uniform(-1, 1, (b, h, w, 3)).astype(np.float32),
-                             "label": np.zeros((b,), np.int32)}, mesh)
-  step_fn = loop.make_step_fn(config, mesh, shardings)
-
-  t = time.perf_counter()
-  compiled = step_fn.lower(state, batch).compile()
-  compile_s = time.perf_counter() - t
-
-  state, metrics = compiled(state, batch)  # warm-up, and a correctness check
-  assert np.isfinite(float(metrics["loss"])), f"{name}: non-finite loss"
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - t)
   step_s = common.median(times)
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(abstract.params))
   return {"config": name, "conv_impl": conv_impl or config.kernels.conv_impl,

@@ -65,6 +65,38 @@ def _cmd_export(args, overrides) -> int:
   return 0
 
 
+def _cmd_eval(args, overrides) -> int:
+  from genjax.metrics.evaluate import format_table
+  from genjax.sample import evaluate
+  results = evaluate.evaluate_sources(
+      args.real, args.fake, metric_names=args.metrics, n=args.n, features=args.features,
+      inception_weights=args.inception_weights, size=args.size, sampler=args.sampler,
+      steps=args.steps, seed=args.seed, out_json=args.out)
+  print(format_table(results))
+  if args.out:
+    print(f"wrote {args.out}")
+  return 0
+
+
+def _cmd_comic(args, overrides) -> int:
+  from genjax.apps.comic import page, run
+  if args.examples:
+    paths = run.comic_examples(args.out, seed=args.seed)
+    print(f"wrote {len(paths)} example images to {args.out}")
+    return 0
+  if not args.inputs:
+    raise ValueError("give input images or folders (or --examples)")
+  layout = page.PageLayout(columns=args.columns, width=args.page_width)
+  result = run.comic_files(
+      args.inputs, args.out, style=args.style, knobs=run.parse_knobs(args.set),
+      layers=args.layers, page=args.page, tile=args.tile, memory_mb=args.memory,
+      layout=layout, captions=args.caption, seed=args.seed, model=args.model)
+  print(f"wrote {len(result.written)} files to {args.out}")
+  for path, message in result.failures:
+    print(f"genjax: failed: {message}", file=sys.stderr)
+  return 1 if result.failures else 0
+
+
 def _cmd_demo(args, overrides) -> int:
   from genjax import demo
   return demo.run(args.workdir, steps=args.steps, overrides=overrides)
@@ -137,6 +169,49 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--class", dest="label", type=int, default=None)
   p.add_argument("--platforms", default="cpu", help="comma-separated: cpu,cuda,tpu")
   p.set_defaults(fn=_cmd_export)
+
+  p = sub.add_parser("eval", help="sample-quality metrics: SWD, KID, FID, precision/recall")
+  p.add_argument("--real", required=True,
+                 help="image folder, run folder (its training data) or dataset name (tiny, cifar...)")
+  p.add_argument("--fake", required=True, help="run folder (samples are drawn) or image folder")
+  p.add_argument("--metrics", default="swd,kid", help="comma-separated: swd, kid, fid, pr")
+  p.add_argument("--n", type=int, default=1000, help="images per side")
+  p.add_argument("--features", default=None,
+                 help="inception (needs --inception-weights), random_conv or pixels")
+  p.add_argument("--inception-weights", default=None,
+                 help=".npz from python -m genjax.metrics.convert_inception")
+  p.add_argument("--size", default=None, help="HxW for two image folders")
+  p.add_argument("--sampler", default="dpm++2m")
+  p.add_argument("--steps", type=int, default=25)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("-o", "--out", default=None, help="JSON file for the results")
+  p.set_defaults(fn=_cmd_eval)
+
+  p = sub.add_parser("comic", help="turn photos into comics (colour) or manga (screentones)")
+  p.add_argument("inputs", nargs="*", metavar="IN", help="image files or folders")
+  p.add_argument("-o", "--out", required=True,
+                 help="output folder, or a file (its extension sets the format) for one input "
+                      "or --page")
+  p.add_argument("--style", default="comic", help="comic or manga (default: %(default)s)")
+  p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                 help="style knob, repeatable: line_weight, smoothing, n_colors (comic), "
+                      "tone_levels, tone_period, tone_pattern=hatch (manga), ...")
+  p.add_argument("--layers", action="store_true",
+                 help="also write the ink, tone and flat layers as RGBA PNGs")
+  p.add_argument("--page", action="store_true", help="lay all inputs out as one comic page")
+  p.add_argument("--columns", type=int, default=2, help="--page: panels per row")
+  p.add_argument("--page-width", type=int, default=1200, help="--page: page width in pixels")
+  p.add_argument("--caption", action="append", default=None, metavar="TEXT",
+                 help="--page: caption of the next panel, repeatable ('' for none)")
+  p.add_argument("--tile", type=int, default=None,
+                 help="tile size in pixels (default: tile only images over --memory)")
+  p.add_argument("--memory", type=float, default=1024.0,
+                 help="memory budget of one render call in MiB (default: %(default)s)")
+  p.add_argument("--seed", type=int, default=0, help="seed of the colour palette fit")
+  p.add_argument("--model", default=None, help="neural translator checkpoint (not yet available)")
+  p.add_argument("--examples", action="store_true",
+                 help="render the built-in example photos (scikit-image's, else procedural)")
+  p.set_defaults(fn=_cmd_comic)
   return parser
 
 

@@ -59,12 +59,20 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.compute_dtype = "float32"  # "float32" | "bfloat16" (master weights stay float32)
   c.train.label_dropout = 0.1        # classifier-free guidance: P(label -> null class)
   c.train.max_nonfinite_in_row = 20  # stop after this many skipped (NaN/Inf) steps in a row
+  c.train.latitude_weighting = False  # weight the loss by cos(latitude) per row (equirect panoramas)
   c.train.log_every = 50
   c.train.sample_every = 5000
   c.train.checkpoint_every = 5000
   c.train.keep_checkpoints = 3
   c.train.num_sample_images = 16
   c.train.sample_steps = 50
+  # Sample-quality evaluation on EMA samples (genjax.metrics), logged beside the loss as eval/*.
+  c.train.eval_every = 0             # steps between evaluations; 0 = off
+  c.train.eval_metrics = "swd"       # comma-separated: swd, kid, fid, pr (kid/fid/pr: random_conv features)
+  c.train.eval_num_images = 256      # samples and real images per evaluation
+  c.train.eval_batch_size = 64       # samples per compiled sampler call
+  c.train.eval_sample_steps = 25     # DDIM steps of the evaluation samples
+  c.train.keep_best_by = ""          # a logged eval metric (e.g. "swd"): also keep the best checkpoint in best/
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1                   # -1: all devices left after the other axes

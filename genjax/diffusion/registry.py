@@ -1,23 +1,11 @@
-"""Lookup by name with an error that lists the valid names, and config -> dataclass."""
+"""Lookup by name (re-exported from genjax.naming), and config -> dataclass."""
 
 import dataclasses
 from typing import Any, Mapping, TypeVar
 
+from genjax.naming import UnknownNameError, lookup  # noqa: F401 (re-exported)
+
 T = TypeVar("T")
-
-
-class UnknownNameError(ValueError):
-  """A schedule, objective, weighting or sampler name that is not registered."""
-
-
-def lookup(registry: Mapping[str, T], name: str, what: str) -> T:
-  """registry[name], or UnknownNameError naming `what` ("diffusion.schedule") and the choices."""
-  try:
-    return registry[name]
-  except (KeyError, TypeError):
-    raise UnknownNameError(
-        f"unknown {what} {name!r}; valid names: {', '.join(sorted(registry))}") from None
-
 
 def from_mapping(cls: type[T], cfg: Any, keys: Mapping[str, str] | None = None) -> T:
   """Builds the frozen dataclass `cls` from a ConfigDict or dict.

@@ -1,6 +1,5 @@
 """`genjax sample`: images from a trained run into a folder (PNGs and a grid)."""
 
-import functools
 import pathlib
 
 import jax
@@ -92,3 +91,23 @@ def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
       images.append(img)
   image_io.save_grid(out_dir / "grid.png", np.stack(images), value_range=(-1.0, 1.0))
   return paths
+
+
+def sample_images(workdir, *, n: int, batch_size: int = 64, sampler: str = "dpm++2m",
+                  steps: int = 25, seed: int = 0, progress: bool = True) -> np.ndarray:
+  """n unconditional (or class-cycling) samples of a run: [n, H, W, 3] float32 in [-1, 1].
+
+  Sample i comes from fold_in(PRNGKey(seed), i), as in sample_to_folder."""
+  if n < 1 or batch_size < 1:
+    raise ValueError(f"n and batch_size must be >= 1, got {n} and {batch_size}")
+  config, model, spec, params = load_run(workdir)
+  fn = make_sampler(model, spec, image_shape=tuple(config.data.image_size), sampler=sampler,
+                    steps=steps, clip_x0=1.0)
+  num_classes = config.model.num_classes
+  labels = jnp.arange(batch_size) % num_classes if num_classes else None
+  run = jax.jit(lambda p, keys: fn(p, keys, batch_size, labels=labels))
+  root = jax.random.PRNGKey(seed)
+  out = [np.asarray(run(params, per_sample_keys(root, start, batch_size)))
+         for start in tqdm.trange(0, n, batch_size, desc="sample", unit="batch",
+                                  disable=not progress)]
+  return np.concatenate(out)[:n]

@@ -21,7 +21,7 @@ import tqdm
 
 from genjax import data, diffusion, models
 from genjax.image import io as image_io
-from genjax.train import checkpoint, logbook, optimizer, plots, preview, sharding
+from genjax.train import checkpoint, evaluation, logbook, optimizer, plots, preview, sharding
 from genjax.train.state import create_train_state
 from genjax.train.step import StepConfig, train_step
 
@@ -174,6 +174,21 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
       image_io.save_grid(workdir / "samples.png", np.asarray(images), value_range=(-1.0, 1.0))
 
   book = logbook.Logbook(workdir, resume_step=start, enabled=is_main)
+  evaluator = best = None
+  if config.train.eval_every > 0:
+    evaluator = evaluation.Evaluator(config, model, spec, mesh)
+    if config.train.keep_best_by:
+      best = evaluation.BestCheckpoint(workdir, config.train.keep_best_by)
+  eval_key = jax.random.fold_in(sample_key, 1)
+
+  def evaluate(state):
+    # The same key at every evaluation: the curve then reflects the model, not the draw.
+    results = evaluator(state.ema_params, eval_key)
+    step = int(state.step)
+    book.write(step, results)
+    log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+    if best is not None and best.update(step, results, state):
+      log.info("step %d: best %s so far; saved to %s", step, best.metric, best.directory)
   lr_at = optimizer.learning_rate_schedule(config.train)
   train_cfg = config.train
   window, in_row, last_loss = [], 0, None
@@ -226,6 +241,8 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
           _save(ckpt, state, data_iter, force=False)
         if (step + 1) % train_cfg.sample_every == 0:
           write_samples(state)
+        if evaluator is not None and (step + 1) % train_cfg.eval_every == 0:
+          evaluate(state)
         if stop.received:
           interrupted = stop.received
           break
@@ -239,6 +256,8 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
     bar.close()
     ckpt.close()
     book.close()
+    if best is not None:
+      best.close()
 
   seconds = time.perf_counter() - t_start
   summary = RunSummary(
@@ -247,7 +266,9 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
       skipped_files=[list(s) for s in info.skipped], seconds=seconds,
       images_per_second=images_done / max(seconds, 1e-9), interrupted_by=interrupted)
   if is_main:
-    plots.plot_loss_curve(logbook.read_records(book.path), workdir / "loss.png")
+    records = logbook.read_records(book.path)
+    plots.plot_loss_curve(records, workdir / "loss.png")
+    plots.plot_eval_curves(records, workdir / "eval.png")
     (workdir / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=2))
   return summary
 

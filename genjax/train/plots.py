@@ -1,4 +1,4 @@
-"""The loss curve as a PNG."""
+"""The loss curve and the evaluation curves as PNGs."""
 
 import os
 import pathlib
@@ -19,6 +19,29 @@ def plot_loss_curve(records: list[dict], path: pathlib.Path) -> None:
   ax.set_xlabel("step")
   ax.set_ylabel("training loss")
   ax.grid(alpha=0.3, which="both")
+  _save(fig, path)
+
+
+def plot_eval_curves(records: list[dict], path: pathlib.Path) -> bool:
+  """One panel per logged eval/* metric against step; False (nothing written) if none."""
+  names = sorted({k for r in records for k in r if k.startswith("eval/")
+                  and not k.startswith("eval/swd_level")})
+  if not names:
+    return False
+  fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), dpi=120,
+                           squeeze=False)
+  for ax, name in zip(axes[0], names):
+    points = [(r["step"], r[name]) for r in records if name in r]
+    ax.plot(*zip(*points), marker="o", lw=1.2)
+    ax.set_xlabel("step")
+    ax.set_title(name.removeprefix("eval/"))
+    ax.grid(alpha=0.3)
+  _save(fig, path)
+  return True
+
+
+def _save(fig, path: pathlib.Path) -> None:
+  """Written under a temporary name, then renamed: never a half-written PNG."""
   fig.tight_layout()
   tmp = path.with_name(path.stem + ".tmp.png")
   fig.savefig(tmp)

@@ -1,0 +1,106 @@
+"""Evaluation during training: sample-quality metrics of EMA samples against the training data,
+and the best checkpoint by one of them.
+
+Every process computes the same numbers (the samples are replicated and the real images
+are read by every process from the same stream), so all of them agree on whether to save
+the best checkpoint, as Orbax's collective save requires.
+"""
+
+import json
+import math
+import os
+import pathlib
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from genjax.metrics import evaluate as ev
+from genjax.metrics import features
+from genjax.train import preview
+
+# Metrics where larger is better; every other logged metric is lower-is-better.
+_HIGHER_IS_BETTER = ("precision", "recall")
+
+
+class Evaluator:
+  """`evaluator(params, key) -> {"eval/swd": ..., ...}` for the run's config and mesh."""
+
+  def __init__(self, config, model, spec, mesh):
+    t = config.train
+    self.names = ev.parse_metric_names(t.eval_metrics)
+    self.num_images = int(t.eval_num_images)
+    if self.num_images < 2:
+      raise ValueError(f"train.eval_num_images must be >= 2, got {self.num_images}")
+    batch = min(int(t.eval_batch_size), self.num_images)
+    self.sample_batch = preview.make_preview_fn(
+        model, spec, mesh, num_images=batch, steps=int(t.eval_sample_steps),
+        image_shape=tuple(config.data.image_size), num_classes=config.model.num_classes,
+        cond_channels=config.model.cond_channels)
+    self.batch = batch
+    # Fixed real images (a seed of their own, unflipped), read once.
+    self.real = ev.images_from_data_config(config.data, n=self.num_images, seed=config.seed + 1)
+    needs_features = any(n in ev.FEATURE_METRICS for n in self.names)
+    self.extractor = features.get_extractor("random_conv") if needs_features else None
+
+  def __call__(self, params, key) -> dict[str, float]:
+    chunks = [np.asarray(self.sample_batch(params, jax.random.fold_in(key, i)))
+              for i in range(math.ceil(self.num_images / self.batch))]
+    fake = np.concatenate(chunks)[:self.num_images]
+    # fold_in(key, 2**31 - 1): a stream that the sample batches (0, 1, ...) never use.
+    results = ev.evaluate(self.real, fake, self.names, key=jax.random.fold_in(key, 2**31 - 1),
+                          extractor=self.extractor)
+    return {f"eval/{k}": float(v) for k, v in results.items()
+            if isinstance(v, (int, float)) and not k.startswith("num_")}
+
+
+class BestCheckpoint:
+  """Keeps the state of the best evaluation so far in `<workdir>/best/` (one Orbax step
+  directory) and its metric in `best/best.json`; survives resume."""
+
+  def __init__(self, workdir: pathlib.Path, metric: str):
+    self.metric = metric if metric.startswith("eval/") else f"eval/{metric}"
+    self.higher_is_better = self.metric.removeprefix("eval/") in _HIGHER_IS_BETTER
+    self.directory = pathlib.Path(workdir).absolute() / "best"
+    self.record_path = self.directory / "best.json"
+    self.manager = ocp.CheckpointManager(
+        self.directory / "checkpoints",
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
+                                             cleanup_tmp_directories=True),
+        item_handlers={"state": ocp.StandardCheckpointHandler()})
+    self.best = None
+    if self.record_path.is_file():
+      self.best = json.loads(self.record_path.read_text())
+
+  def is_better(self, value: float) -> bool:
+    if not math.isfinite(value):
+      return False   # a NaN or Inf never replaces a good checkpoint
+    if self.best is None:
+      return True
+    old = self.best["value"]
+    return value > old if self.higher_is_better else value < old
+
+  def update(self, step: int, results: dict[str, float], state) -> bool:
+    """Saves `state` if results[metric] beats the best so far; returns whether it did."""
+    if self.metric not in results:
+      raise ValueError(f"train.keep_best_by={self.metric.removeprefix('eval/')!r} is not one "
+                       f"of the logged metrics: {', '.join(sorted(results))}")
+    value = results[self.metric]
+    if not self.is_better(value):
+      return False
+    self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
+                      force=True)
+    self.manager.wait_until_finished()
+    self.best = {"metric": self.metric, "value": value, "step": step}
+    if jax.process_index() == 0:
+      config = self.directory.parent / "config.json"
+      if config.is_file():   # so that `genjax sample --workdir RUN/best` works
+        (self.directory / "config.json").write_text(config.read_text())
+      tmp = self.record_path.with_name("best.json.tmp")
+      tmp.write_text(json.dumps(self.best, indent=2))
+      os.replace(tmp, self.record_path)
+    return True
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
