@@ -5,6 +5,7 @@ called, with shardings and `donate_argnums=0` (see `genjax.train.loop`).
 """
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +24,25 @@ class StepConfig:
   label_dropout: float = 0.1
   ema_decay: float = 0.9999
   grad_accum_steps: int = 1
+  latitude_weighting: bool = False
 
   @classmethod
   def from_config(cls, config) -> "StepConfig":
     return cls(num_classes=config.model.num_classes, cond_channels=config.model.cond_channels,
                label_dropout=config.train.label_dropout, ema_decay=config.train.ema_decay,
-               grad_accum_steps=config.train.grad_accum_steps)
+               grad_accum_steps=config.train.grad_accum_steps,
+               latitude_weighting=config.train.latitude_weighting)
+
+
+def latitude_weights(height: int) -> jax.Array:
+  """cos(latitude) of each row centre of an equirectangular image: float32 [height].
+
+  Row i spans latitudes 90 - 180 i / H to 90 - 180 (i + 1) / H degrees; its pixels cover a
+  solid angle proportional to cos(latitude), so weighting the loss by it makes every
+  steradian count the same and the stretched polar rows no longer dominate.
+  """
+  lat = math.pi / 2 - (jnp.arange(height, dtype=jnp.float32) + 0.5) * (math.pi / height)
+  return jnp.cos(lat)
 
 
 def _loss(params, batch, key, *, model, spec: diffusion.DiffusionSpec, cfg: StepConfig):
@@ -49,7 +63,8 @@ def _loss(params, batch, key, *, model, spec: diffusion.DiffusionSpec, cfg: Step
     return model.apply({"params": params}, x_in, c_noise, y=y, cond=cond, train=True,
                        rngs={"dropout": k_drop})
 
-  return jnp.mean(diffusion.training_loss(net, x0, k_diff, spec))
+  pixel_weight = latitude_weights(h) if cfg.latitude_weighting else None
+  return jnp.mean(diffusion.training_loss(net, x0, k_diff, spec, pixel_weight=pixel_weight))
 
 
 def _grads(params, batch, key, *, model, spec, cfg: StepConfig):
