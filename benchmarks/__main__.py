@@ -10,7 +10,7 @@ import sys
 
 # name -> module under benchmarks/, each with main(argv).
 COMMANDS = {"conv": "conv", "train_step": "train_step", "sampler": "sampler",
-            "memory": "memory"}
+            "memory": "memory", "fused": "fused"}
 
 
 def main(argv=None) -> None:

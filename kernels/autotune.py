@@ -35,6 +35,10 @@ import numpy as np
 CACHE_ENV = "GENJAX_AUTOTUNE_CACHE"
 DEFAULT_CACHE = "~/.cache/genjax/conv_autotune.json"
 FORMAT_VERSION = 1
+# The default implementation is kept unless another is faster by more than this
+# fraction: a smaller difference is within the noise of a shared CPU, and the default
+# (XLA) is the one with the least memory and the most testing behind it.
+SWITCH_MARGIN = 0.05
 # Below this many direct-conv FLOPs (forward) a convolution takes microseconds and the
 # implementations differ by dispatch noise: measuring would cost more than it saves.
 MIN_MEASURE_FLOPS = 5e7
@@ -195,6 +199,7 @@ def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
            min_flops: float | None = None) -> str:
   """The cached choice for `key`, measured (and cached) on first use.
 
+  The fastest candidate wins, unless `default` is within SWITCH_MARGIN of it.
   Returns `default` without measuring when the convolution is smaller than
   `min_flops` (default MIN_MEASURE_FLOPS). `measure_fn` defaults to `measure`.
   An unreadable cache file is measured over and rewritten; an unwritable
@@ -213,6 +218,8 @@ def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
   seconds = (measure_fn or measure)(key, candidates, repeats=repeats)
   finite = {n: s for n, s in seconds.items() if np.isfinite(s)}
   impl = min(finite, key=finite.get) if finite else default
+  if default in finite and finite[default] <= (1 + SWITCH_MARGIN) * finite[impl]:
+    impl = default
   log.info("autotune %s: %s (%s)", key, impl,
            ", ".join(f"{n} {1e3 * s:.2f} ms" for n, s in seconds.items()))
   entry = {"impl": impl, "seconds": finite, "repeats": repeats,

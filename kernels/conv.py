@@ -13,12 +13,13 @@ import os
 import jax
 
 from genjax.kernels import autotune
+from genjax.kernels.conv_gemm import conv2d_gemm
 from genjax.kernels.conv_taps import conv2d_taps
 from genjax.kernels.conv_xla import conv2d_xla
 from genjax.kernels.padding import MODES
 
 # name -> fn(x, w, *, stride, pad_mode) -> y; every entry meets the contract of conv2d.
-IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps}
+IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps, "gemm": conv2d_gemm}
 IMPL_ENV = "GENJAX_CONV_IMPL"
 # Per backend: the implementation used without measuring (and for convolutions too
 # small to be worth measuring). Only the CPU is autotuned.

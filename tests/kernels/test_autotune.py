@@ -65,6 +65,15 @@ def test_measures_once_and_writes_a_version_1_table(tmp_path):
   assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left
 
 
+def test_default_kept_within_the_margin(tmp_path):
+  near = FakeMeasure({"xla": 1.04e-3, "taps": 1e-3, "gemm": 1.5e-3})
+  assert autotune.choose(KEY, conv.IMPLEMENTATIONS, default="xla", path=tmp_path / "a.json",
+                         measure_fn=near) == "xla"
+  far = FakeMeasure({"xla": 1.06e-3, "taps": 1e-3, "gemm": 1.5e-3})
+  assert autotune.choose(KEY, conv.IMPLEMENTATIONS, default="xla", path=tmp_path / "b.json",
+                         measure_fn=far) == "taps"
+
+
 def test_cache_path_from_environment(monkeypatch, tmp_path):
   monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "t.json"))
   assert autotune.cache_path() == tmp_path / "t.json"

@@ -82,9 +82,14 @@ def _forward_and_vjp(x, w, g, *, impl, stride, padding):
   return (y, *vjp(g))
 
 
+# bfloat16 on a subset (every padding mode, both strides, 1x1): a compile per case.
+CASES = ([(s, jnp.float32) for s in SHAPES] +
+         [(s, jnp.bfloat16) for s in (SHAPES[0], SHAPES[4], SHAPES[6], SHAPES[8])])
+
+
 @pytest.mark.parametrize("impl", list(conv.IMPLEMENTATIONS))
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("shape, dtype", CASES,
+                         ids=["x".join(map(str, s)) + f"-{jnp.dtype(d).name}" for s, d in CASES])
 def test_forward_and_gradients_match_float64(shape, dtype, impl):
   *_, stride, padding = shape
   x, w = _data(shape)

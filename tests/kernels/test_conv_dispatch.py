@@ -53,7 +53,7 @@ def test_argument_overrides_environment(tuned, monkeypatch):
 
 def test_bad_environment_value_names_the_variable(tuned, monkeypatch):
   monkeypatch.setenv(conv.IMPL_ENV, "cudnn9")
-  with pytest.raises(ValueError, match=r"'cudnn9' from \$GENJAX_CONV_IMPL.*xla, taps"):
+  with pytest.raises(ValueError, match=r"'cudnn9' from \$GENJAX_CONV_IMPL.*xla, taps, gemm"):
     conv.select_impl(**SHAPES)
 
 
