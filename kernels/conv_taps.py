@@ -96,6 +96,7 @@ _conv.defvjp(_conv_fwd, _conv_bwd)
 def conv2d_taps(x: jax.Array, w: jax.Array, *, stride: int, pad_mode: str) -> jax.Array:
   """x [B, H, W, Cin], w [kh, kw, Cin, Cout] -> [B, H', W', Cout] in x's dtype.
 
-  Same contract as genjax.kernels.conv2d (float32 accumulation); only the
-  backward pass differs from the "xla" implementation."""
+  Same contract as genjax.kernels.conv2d (float32 accumulation). The forward pass is
+  the "xla" implementation's (a matrix product for 1x1 kernels); the weight gradient
+  is tap-wise."""
   return _conv(x, w.astype(x.dtype), stride, pad_mode)

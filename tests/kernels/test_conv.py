@@ -121,6 +121,25 @@ def test_float32_weights_with_bfloat16_activations(impl):
 
 
 @pytest.mark.parametrize("impl", list(conv.IMPLEMENTATIONS))
+def test_batch_sharded_over_devices(impl):
+  """Data parallel: x and g sharded along the batch over the (fake) devices; the weight
+  gradient is a sum over every device's batch."""
+  n = jax.device_count()
+  mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  x, w = _data((2 * n, 6, 8, 4, 5, 3, 1, ""))
+  g = np.random.default_rng(1).standard_normal((2 * n, 6, 8, 5))
+  with jax.default_matmul_precision("highest"):
+    y, dx, dw = _forward_and_vjp(
+        jax.device_put(jnp.asarray(x, jnp.float32), shard), jnp.asarray(w, jnp.float32),
+        jax.device_put(jnp.asarray(g, jnp.float32), shard), impl=impl, stride=1,
+        padding="CIRCULAR_W")
+  dx_ref, dw_ref = _reference_grads(x, w, g, 1, "CIRCULAR_W")
+  assert _rel(y, conv2d_reference(x, w, padding="CIRCULAR_W")) <= 1e-5
+  assert _rel(dx, dx_ref) <= 1e-5 and _rel(dw, dw_ref) <= 1e-5
+
+
+@pytest.mark.parametrize("impl", list(conv.IMPLEMENTATIONS))
 def test_circular_equals_explicit_wrap(impl):
   x, w = _data((2, 6, 8, 4, 3, 3, 1, ""))
   wrapped = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)), mode="wrap")
