@@ -16,7 +16,8 @@ _EVAL = ("train.eval_every=250", "train.eval_num_images=128", "train.eval_metric
 
 
 def run(workdir: str | pathlib.Path = "genjax_demo", *, steps: int | None = None,
-        overrides=()) -> int:
+        overrides=(), num_photos: int = 3) -> int:
+  """Runs every step into workdir/<step>; overrides go to the training config. 0 on success."""
   workdir = pathlib.Path(workdir)
   overrides = list(_EVAL) + list(overrides)
   if steps is not None:
@@ -33,6 +34,6 @@ def run(workdir: str | pathlib.Path = "genjax_demo", *, steps: int | None = None
 
   from genjax.apps.comic import run as comic_run
   print(f"[2/{steps_total}] photo to comic: colour comic, manga and a page -> {workdir / 'comic'}")
-  written = comic_run.comic_examples(workdir / "comic")
+  written = comic_run.comic_examples(workdir / "comic", n=num_photos)
   print(f"      wrote {len(written)} images, e.g. {written[1]} and {workdir / 'comic' / 'page.png'}")
   return 0
