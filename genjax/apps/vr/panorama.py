@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from genjax import diffusion
+from genjax import configs, diffusion
 from genjax.apps.vr import outputs, xmp
 from genjax.data.decode import load_rgb
 from genjax.diffusion import samplers
@@ -340,8 +340,13 @@ class PanoramaModel(NamedTuple):
 
 def load_panorama_model(workdir, *, step: int | None = None,
                         equirect: bool = True) -> PanoramaModel:
-  """Loads a run folder; with `equirect`, refuses models that do not make 2:1 panoramas."""
-  config, model, spec, params = load_run(workdir, step=step)
+  """Loads a run folder; with `equirect`, refuses models that do not make 2:1 panoramas
+  (checked on its config.json, before any weights are read)."""
+  workdir = pathlib.Path(workdir)
+  config_path = workdir / "config.json"
+  if not config_path.is_file():
+    raise FileNotFoundError(f"{workdir} is not a genjax run folder: no config.json")
+  config = configs.from_json(config_path.read_text(), source=str(config_path))
   h, w = config.data.image_size
   if equirect and w != 2 * h:
     raise PanoramaError(f"{workdir}: the model makes {h}x{w} (HxW) images, not 2:1 "
@@ -350,7 +355,7 @@ def load_panorama_model(workdir, *, step: int | None = None,
   if config.model.cond_channels not in (0, 4):
     raise PanoramaError(f"{workdir}: model.cond_channels = {config.model.cond_channels}; "
                         f"outpainting needs 4 (masked image + mask) or 0 (RePaint)")
-  return PanoramaModel(config, model, spec, params)
+  return PanoramaModel(*load_run(workdir, step=step))
 
 
 def _null_labels(model, batch: int):
