@@ -405,8 +405,10 @@ def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler:
       return make_inpainter(model, spec, steps=steps, resample=resample, sampler=name,
                             clip_x0=clip_x0)(params, key, known, keep)
     empty = jnp.zeros((b, h, w, 4), jnp.float32)
-    net = lambda x_in, c_noise: model.apply({"params": params}, x_in, c_noise, y=labels,  # noqa: E731
-                                            cond=empty, train=False)
+
+    def net(x_in, c_noise):
+      return model.apply({"params": params}, x_in, c_noise, y=labels, cond=empty, train=False)
+
     return diffusion.inpaint(diffusion.make_denoiser(net, spec, clip_x0=clip_x0), key, known,
                              keep, spec, steps=steps, resample=resample, sampler=name)
 
@@ -447,7 +449,7 @@ _outpaint = jax.jit(outpaint, static_argnames=("model", "spec", "steps", "sample
 
 @dataclasses.dataclass
 class PanoramaResult:
-  """panorama: uint8 [Ho, 2 Ho, 3]; generated: float [B?, Hm, Wm, 3] in [0, 1] (the model's
+  """panorama: uint8 [Ho, 2 Ho, 3]; generated: float [Hm, Wm, 3] in [0, 1] (the model's
   own output); keep: bool [Hm, Wm]; window: (top, left, rows, cols) of the pasted photo;
   photo_alpha: [rows, cols] blend weight of the photo there."""
   panorama: np.ndarray

@@ -28,7 +28,7 @@ written atomically (temporary file renamed over the target).
 
 import dataclasses
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -174,8 +174,11 @@ def stereo_pair(photo: np.ndarray, depth_m: np.ndarray, hfov_deg: float, *,
   return left, right, holes
 
 
-def _convert(path, stem, *, mode, fov, html, pm, key, steps, sampler, rotate, out_height,
-             depth, holes, baseline, convergence, near, far, max_image_pixels, result, bar):
+def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sampler, rotate,
+             out_height, depth, holes, baseline, convergence, near, far, max_image_pixels,
+             result, bar):
+  if path.resolve() in {stem.with_name(stem.name + s).resolve() for s in (".jpg", ".html")}:
+    raise ValueError(f"{path}: the output would overwrite this input; choose another -o")
   bar.set_postfix_str(f"{path.name}: reading")
   photo = panorama.load_photo(path, max_pixels=max_image_pixels)
   hfov, _ = panorama.photo_hfov(path, photo.shape[:2], fov)
@@ -184,7 +187,8 @@ def _convert(path, stem, *, mode, fov, html, pm, key, steps, sampler, rotate, ou
     depth_m = depth_for(path, photo, depth, near=near, far=far)
   if mode in ("panorama", "both"):
     bar.set_postfix_str(f"{path.name}: outpainting")
-    res = panorama.photo_to_panorama(photo, pm, key=key, placement=panorama.Placement(hfov),
+    placement = panorama.Placement(hfov, pitch_deg=pitch, roll_deg=roll)
+    res = panorama.photo_to_panorama(photo, pm, key=key, placement=placement,
                                      out_height=out_height, steps=steps, sampler=sampler,
                                      rotate=rotate)
     bar.set_postfix_str(f"{path.name}: writing")
@@ -206,8 +210,9 @@ def _convert(path, stem, *, mode, fov, html, pm, key, steps, sampler, rotate, ou
 
 
 def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
-             html: bool = True, workdir=None, steps: int = 50, seed: int = 0,
-             sampler: str = "ddpm", rotate: bool = True, out_height: int | None = None,
+             pitch: float = 0.0, roll: float = 0.0, html: bool = True, workdir=None,
+             steps: int = 50, seed: int = 0, sampler: str = "ddpm", rotate: bool = True,
+             out_height: int | None = None,
              depth: str | pathlib.Path | Callable | None = None, holes: str = "auto",
              baseline: float = DEFAULT_BASELINE, convergence: float | None = None,
              near: float = 1.0, far: float = 100.0,
@@ -221,11 +226,13 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     mode: "panorama", "stereo" or "both".
     fov: the photos' horizontal field of view in degrees, in (0, 180); None: from each
       photo's EXIF (35 mm equivalent focal length, or focal length and sensor), else 60.
+    pitch, roll: the photos' camera pitch (> 0 looking up) and roll in degrees, for the
+      panorama (genjax.image.projections conventions).
     html: write the standalone viewer beside each panorama.
     workdir: a panorama run folder (genjax train --config=panorama_tiny / panorama);
       required for panorama and both; optional for stereo (hole filling).
     steps, sampler, rotate, seed: the outpainting sampler (see panorama.outpaint); input i
-      uses fold_in(PRNGKey(seed), i).
+      uses fold_in(key(seed), i).
     out_height: panorama height (None: the photo's resolution, at most 8192 wide).
     depth, near, far, baseline, convergence: stereo (see the module docstring and
       genjax.apps.vr.stereo); baseline and distances in metres.
@@ -238,8 +245,8 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
   """
   if mode not in MODES:
     raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-  if fov is not None:
-    panorama.Placement(hfov_deg=float(fov))   # validates (0, 180)
+  panorama.Placement(hfov_deg=panorama.DEFAULT_HFOV if fov is None else float(fov),
+                     pitch_deg=float(pitch), roll_deg=float(roll))   # validates the angles
   if not isinstance(steps, int) or steps < 1:
     raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
   if holes not in ("auto", "model", "stopgap"):
@@ -269,12 +276,12 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
   if not files:
     return result
   stems = _stems(files, out)
-  root = jax.random.PRNGKey(seed)
+  root = jax.random.key(seed)
   with tqdm(total=2 * len(files), desc=f"vr ({mode})", unit="step",
             disable=not progress) as bar:
     for i, (path, stem) in enumerate(zip(files, stems)):
       try:
-        _convert(path, stem, mode=mode, fov=fov, html=html, pm=pm,
+        _convert(path, stem, mode=mode, fov=fov, pitch=pitch, roll=roll, html=html, pm=pm,
                  key=jax.random.fold_in(root, i), steps=steps, sampler=sampler, rotate=rotate,
                  out_height=out_height, depth=depth, holes=holes, baseline=baseline,
                  convergence=convergence, near=near, far=far,
@@ -292,7 +299,7 @@ DEMO_PHOTO_HW = (192, 256)
 DEMO_HFOV = 60.0
 
 
-def demo_photo(index: int = 1_000_003, *, hw: tuple[int, int] = DEMO_PHOTO_HW,
+def demo_photo(index: int = 1_000_004, *, hw: tuple[int, int] = DEMO_PHOTO_HW,
                hfov_deg: float = DEMO_HFOV) -> np.ndarray:
   """uint8 [H, W, 3]: a pinhole view of a procedural landscape the models never trained on
   (an index past every training set's), looking at the horizon."""
