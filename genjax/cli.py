@@ -97,6 +97,22 @@ def _cmd_comic(args, overrides) -> int:
   return 1 if result.failures else 0
 
 
+def _cmd_vr(args, overrides) -> int:
+  from genjax.apps.vr import run
+  result = run.vr_files(
+      args.inputs, args.out, mode=args.mode, fov=args.fov, pitch=args.pitch, roll=args.roll,
+      html=args.html, workdir=args.workdir,
+      steps=args.steps, seed=args.seed, sampler=args.sampler, out_height=args.height,
+      depth=args.depth, holes=args.holes, baseline=args.baseline,
+      convergence=args.convergence)
+  print(f"wrote {len(result.written)} files to {args.out}")
+  for path, (column, gradient) in result.seams.items():
+    print(f"  {path}: seam column ratio {column:.3f}, gradient ratio {gradient:.3f}")
+  for path, message in result.failures:
+    print(f"genjax: failed: {message}", file=sys.stderr)
+  return 1 if result.failures else 0
+
+
 def _cmd_demo(args, overrides) -> int:
   from genjax import demo
   return demo.run(args.workdir, steps=args.steps, overrides=overrides)
@@ -212,6 +228,39 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--examples", action="store_true",
                  help="render the built-in example photos (scikit-image's, else procedural)")
   p.set_defaults(fn=_cmd_comic)
+
+
+  p = sub.add_parser("vr", help="photo -> 360 panorama (photo sphere + viewer) and stereo pairs")
+  p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+  p.add_argument("-o", "--out", required=True,
+                 help="output folder (<stem>.jpg, <stem>.html, <stem>_sbs.jpg, ...), or a .jpg "
+                      "for one input")
+  p.add_argument("--mode", choices=("panorama", "stereo", "both"), default="panorama")
+  p.add_argument("--fov", type=float, default=None,
+                 help="horizontal field of view in degrees, in (0, 180) (default: from the EXIF "
+                      "focal length, else 60)")
+  p.add_argument("--pitch", type=float, default=0.0, help="camera pitch in degrees (up > 0)")
+  p.add_argument("--roll", type=float, default=0.0, help="camera roll in degrees (clockwise > 0)")
+  p.add_argument("--html", action="store_true", help="also write a standalone HTML viewer")
+  p.add_argument("--workdir", default=None,
+                 help="panorama run folder (genjax train --config=panorama_tiny or panorama); "
+                      "needed for --mode panorama/both, fills stereo holes when given")
+  p.add_argument("--steps", type=int, default=50, help="sampler steps (default: %(default)s)")
+  p.add_argument("--sampler", default="ddpm", help="ddpm, ddim, euler, heun, dpm++2m")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--height", type=int, default=None,
+                 help="panorama height in pixels, width 2x (default: the photo's resolution, "
+                      "at most 8192 wide)")
+  p.add_argument("--depth", default=None,
+                 help="stereo: depth map (.npy z-depth in metres, or an image with white = "
+                      "near), or a folder of <stem>.npy / <stem>.png")
+  p.add_argument("--holes", choices=("auto", "model", "stopgap"), default="auto",
+                 help="stereo disocclusions: the run's sampler or background extension "
+                      "(auto: the model when --workdir is given)")
+  p.add_argument("--baseline", type=float, default=0.064, help="stereo eye distance, metres")
+  p.add_argument("--convergence", type=float, default=None,
+                 help="stereo zero-parallax distance, metres (default: infinity)")
+  p.set_defaults(fn=_cmd_vr)
   return parser
 
 

@@ -13,7 +13,7 @@ import pathlib
 
 import ml_collections
 
-NAMES = ("tiny", "cifar", "large", "base")
+NAMES = ("tiny", "cifar", "large", "base", "panorama_tiny", "panorama")
 
 
 class ConfigError(ValueError):

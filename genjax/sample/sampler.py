@@ -42,7 +42,11 @@ def _denoiser(model, params, spec, *, labels, cond, guidance, guidance_interval,
 
   def net_with(y):
     def net(x_in, c_noise):
-      return model.apply({"params": params}, x_in, c_noise, y=y, cond=cond, train=False)
+      # A mask-conditioned model given no cond sees an empty mask: unconditional samples.
+      cond_in = cond
+      if cond_in is None and c.cond_channels:
+        cond_in = jnp.zeros((*x_in.shape[:-1], c.cond_channels), x_in.dtype)
+      return model.apply({"params": params}, x_in, c_noise, y=y, cond=cond_in, train=False)
     return diffusion.make_denoiser(net, spec, clip_x0=clip_x0)
 
   if not c.num_classes:
