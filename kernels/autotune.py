@@ -39,9 +39,10 @@ FORMAT_VERSION = 1
 # fraction: a smaller difference is within the noise of a shared CPU, and the default
 # (XLA) is the one with the least memory and the most testing behind it.
 SWITCH_MARGIN = 0.05
-# Below this many direct-conv FLOPs (forward) a convolution takes microseconds and the
-# implementations differ by dispatch noise: measuring would cost more than it saves.
-MIN_MEASURE_FLOPS = 5e7
+# Below this many direct-conv FLOPs (forward) a convolution takes about a millisecond
+# or less on a small CPU: measuring it would cost more than a choice could save. It
+# also leaves the batch-1 traces of model initialization unmeasured.
+MIN_MEASURE_FLOPS = 5e8
 
 log = logging.getLogger(__name__)
 
