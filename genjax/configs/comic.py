@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.disc_features = (32, 64, 128)  # PatchGAN stride-2 conv channels
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "procedural"        # photos: "procedural" | "skimage" | "folder"
+  c.data.source = "procedural"        # photos, comma-separated: procedural, skimage, folder
   c.data.path = ""                    # folder of photos when source == "folder"
   c.data.comics = ""                  # unpaired: folder of comic / manga images
   c.data.num_photos = 1024            # procedural photos in the pool (indices 0..N-1)
@@ -36,6 +36,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.crop_size = 128              # random square training crops from the pool
   c.data.heldout = 16                 # held-out procedural photos for the PSNR evaluation
   c.data.heldout_size = (192, 256)
+  # scikit-image's bundled photos (source "skimage"), cut into photo_size tiles; the
+  # held-out ones are evaluated whole (when scikit-image is installed) and never trained on.
+  c.data.skimage_photos = ("chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
+                           "camera", "coins", "moon", "clock", "brick", "gravel", "text")
+  c.data.heldout_skimage = ("astronaut", "coffee")
   c.data.max_image_pixels = 100_000_000
 
   c.train = ml_collections.ConfigDict()

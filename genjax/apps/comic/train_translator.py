@@ -410,77 +410,121 @@ def procedural_pool(indices, size) -> np.ndarray:
   return np.stack([procedural_photo(int(i), height=h, width=w) for i in indices])
 
 
-def skimage_pool(size) -> np.ndarray:
+def skimage_photo(name: str) -> np.ndarray:
+  """uint8 [H, W, 3] of a photo bundled with scikit-image (grey ones stacked to RGB)."""
   from genjax.apps.comic import examples
   if not examples.have_skimage():
-    raise ValueError("data.source='skimage' needs scikit-image (pip install genjax-engine"
-                     "[examples])")
-  photos = examples.example_photos(len(examples.SKIMAGE_PHOTOS), source="skimage")
-  return np.stack([_cover(p, size) for p in photos.values()])
+    raise ValueError("scikit-image photos need scikit-image (pip install "
+                     "genjax-engine[examples])")
+  import skimage.data
+  if not hasattr(skimage.data, name):
+    raise ValueError(f"scikit-image has no sample image {name!r}")
+  a = np.asarray(getattr(skimage.data, name)())
+  if a.dtype != np.uint8 or a.ndim not in (2, 3):
+    raise ValueError(f"scikit-image sample {name!r} is not a uint8 photo ({a.dtype}, {a.shape})")
+  return np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a[..., :3]
+
+
+def skimage_pool(names, size) -> np.ndarray:
+  """Non-overlapping size tiles of scikit-image photos at their own resolution.
+
+  Tiles rather than resized photos: lines and textures keep the scale of real photos.
+  """
+  h, w = size
+  tiles = []
+  for name in names:
+    photo = skimage_photo(name)
+    if photo.shape[0] < h or photo.shape[1] < w:
+      photo = _cover(photo, (max(h, photo.shape[0]), max(w, photo.shape[1])))
+    for top in range(0, photo.shape[0] - h + 1, h):
+      for left in range(0, photo.shape[1] - w + 1, w):
+        tiles.append(photo[top:top + h, left:left + w])
+  return np.stack(tiles)
 
 
 def photo_pool(config) -> np.ndarray:
+  """uint8 [N, h, w, 3] training photos from the comma-separated data.source list."""
   d = config.data
   size = tuple(d.photo_size)
   if d.crop_size > min(size):
     raise ValueError(f"data.crop_size {d.crop_size} is larger than data.photo_size {size}")
-  if d.source == "procedural":
-    return procedural_pool(range(d.num_photos), size)
-  if d.source == "skimage":
-    return skimage_pool(size)
-  if d.source == "folder":
-    if not d.path:
-      raise ValueError("data.source='folder' needs data.path")
-    return folder_pool(d.path, size, max_images=d.max_images, max_pixels=d.max_image_pixels)
-  raise ValueError(f"data.source must be 'procedural', 'skimage' or 'folder', got {d.source!r}")
+  pools = []
+  for source in (s.strip() for s in d.source.split(",")):
+    if source == "procedural":
+      pools.append(procedural_pool(range(d.num_photos), size))
+    elif source == "skimage":
+      overlap = sorted(set(d.skimage_photos) & set(d.heldout_skimage))
+      if overlap:
+        raise ValueError(f"data.skimage_photos and data.heldout_skimage share {overlap}")
+      pools.append(skimage_pool(d.skimage_photos, size))
+    elif source == "folder":
+      if not d.path:
+        raise ValueError("data.source 'folder' needs data.path")
+      pools.append(folder_pool(d.path, size, max_images=d.max_images,
+                               max_pixels=d.max_image_pixels))
+    else:
+      raise ValueError(f"data.source entries must be 'procedural', 'skimage' or 'folder', "
+                       f"got {source!r} (in {d.source!r})")
+  return np.concatenate(pools)
 
 
 # ---------------------------------------------------------------- evaluation
 
 
-def heldout_photos(config) -> np.ndarray:
-  """uint8 [N, h, w, 3] procedural photos never in a training pool."""
+def heldout_photos(config) -> dict[str, list[np.ndarray]]:
+  """Photos never in a training pool, uint8 [H, W, 3], by group.
+
+  "procedural": data.heldout landscapes of data.heldout_size; "skimage": the
+  data.heldout_skimage photos at their own size (when scikit-image is installed).
+  """
+  from genjax.apps.comic import examples
   d = config.data
-  return procedural_pool(range(HELDOUT_OFFSET, HELDOUT_OFFSET + d.heldout),
-                         tuple(d.heldout_size))
+  out = {}
+  if d.heldout:
+    out["procedural"] = list(procedural_pool(range(HELDOUT_OFFSET, HELDOUT_OFFSET + d.heldout),
+                                             tuple(d.heldout_size)))
+  if d.heldout_skimage and examples.have_skimage():
+    out["skimage"] = [skimage_photo(name) for name in d.heldout_skimage]
+  return out
 
 
-def evaluate(translator: tr.Translator, photos: np.ndarray, *, seed: int = 0,
-             batch: int = 4) -> dict[str, float]:
-  """Mean PSNR (dB) of the translator against the procedural renderer on photos.
+def evaluate(translator: tr.Translator, photos, *, seed: int = 0) -> dict[str, float]:
+  """Mean PSNR (dB) of the translator against the procedural renderer, photo by photo.
 
-  "psnr_default": the training defaults of every knob; "psnr_random": conditioned knobs
-  drawn at random per image (seeded).
+  "psnr_default": the training defaults of every knob; "psnr_random": the conditioned
+  knobs drawn at random per photo (seeded).
   """
   from genjax.metrics.paired import psnr
   cfg = translator.config
-  images = jnp.asarray(photos, jnp.float32) / 255.0
   out = {"psnr_default": [], "psnr_random": []}
-  for i in range(0, len(images), batch):
-    x = images[i:i + batch]
+  for i, photo in enumerate(photos):
+    x = jnp.asarray(photo[None], jnp.float32) / 255.0
     for name, knobs in (("psnr_default", cfg.default_knobs()),
-                        ("psnr_random", sample_knobs(jax.random.fold_in(
-                            make_key(seed), i), cfg, x.shape[0]))):
-      target = render_lib.compose(render_lib.render_layers(
-          x, cfg.style, _as_numpy_knobs(knobs)))
-      pred = tr.translate(translator, x, _as_numpy_knobs(knobs)).image
-      out[name].extend(np.asarray(psnr(pred, target, data_range=1.0)).tolist())
-  return {k: float(np.mean(v)) for k, v in out.items()}
+                        ("psnr_random", sample_knobs(jax.random.fold_in(make_key(seed), i), cfg,
+                                                     1))):
+      knobs = _as_numpy_knobs(knobs)
+      target = render_lib.compose(render_lib.render_layers(x, cfg.style, knobs))
+      pred = tr.translate(translator, x, knobs).image
+      out[name].append(float(psnr(pred, target, data_range=1.0)[0]))
+  return {k: round(float(np.mean(v)), 2) for k, v in out.items()}
 
 
 def _as_numpy_knobs(knobs):
   return jax.tree.map(np.asarray, knobs)
 
 
-def save_samples(path, translator: tr.Translator, photos: np.ndarray) -> pathlib.Path:
+def save_samples(path, translator: tr.Translator, photos) -> pathlib.Path:
   """Rows of photo | procedural renderer | translator (default knobs) as one PNG."""
   from genjax.image.io import save_image
-  x = jnp.asarray(photos, jnp.float32) / 255.0
-  target = render_lib.render(x, translator.config.style,
-                             _as_numpy_knobs(translator.config.default_knobs())).image
-  pred = tr.translate(translator, x).image
-  rows = [np.concatenate([np.asarray(a) for a in triple], axis=1)
-          for triple in zip(x, target, pred)]
+  rows = []
+  for photo in photos:
+    x = jnp.asarray(photo[None], jnp.float32) / 255.0
+    target = render_lib.render(x, translator.config.style,
+                               _as_numpy_knobs(translator.config.default_knobs())).image
+    pred = tr.translate(translator, x).image
+    rows.append(np.concatenate([np.asarray(a[0]) for a in (x, target, pred)], axis=1))
+  width = max(r.shape[1] for r in rows)
+  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
   return save_image(path, np.concatenate(rows, axis=0))
 
 
@@ -545,7 +589,7 @@ def train_translator(config, workdir, *, progress: bool = True) -> dict[str, Any
 
   num_steps, limit = config.train.num_steps, config.train.time_limit_minutes * 60.0
   step = int(state.step)
-  heldout = heldout_photos(config) if config.data.heldout else None
+  heldout = heldout_photos(config)
   history, metrics, stopped_early = [], {}, False
   log_file = (workdir / "log.jsonl").open("a")
   try:
@@ -564,9 +608,10 @@ def train_translator(config, workdir, *, progress: bool = True) -> dict[str, Any
         log_file.write(json.dumps(row) + "\n")
         log_file.flush()
         bar.set_postfix(loss=row["loss"], psnr=row.get("psnr"))
-      if boundary(config.train.eval_every) and heldout is not None:
-        row = {"step": step, **evaluate(tr.Translator(settings.model, state.ema_params),
-                                        heldout)}
+      if boundary(config.train.eval_every) and heldout:
+        current = tr.Translator(settings.model, state.ema_params)
+        row = {"step": step, **{f"{group}/{k}": v for group, photos in heldout.items()
+                                for k, v in evaluate(current, photos).items()}}
         log_file.write(json.dumps(row) + "\n")
       if boundary(config.train.checkpoint_every):
         manager.save(step, args=ocp.args.StandardSave(state))
@@ -588,9 +633,10 @@ def train_translator(config, workdir, *, progress: bool = True) -> dict[str, Any
   result = {"step": step, "train_seconds": round(train_seconds, 1),
             "stopped_early": stopped_early, "last": history[-1] if history else {},
             "params": tr.count_params(translator.params)}
-  if heldout is not None and settings.mode == "paired":
-    result["heldout"] = evaluate(translator, heldout)
-    save_samples(workdir / "samples.png", translator, heldout[:4])
+  if heldout and (settings.mode == "paired" or settings.paired_weight > 0):
+    result["heldout"] = {group: evaluate(translator, photos) for group, photos in heldout.items()}
+    save_samples(workdir / "samples.png", translator,
+                 [p for photos in heldout.values() for p in photos[:3]])
   (workdir / "eval.json").write_text(json.dumps(result, indent=1))
   return result
 

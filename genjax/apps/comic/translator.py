@@ -368,9 +368,9 @@ def translate(translator: Translator, images: jax.Array, knobs=None, *,
   return render_lib.Rendering(image, layers)
 
 
-# Device bytes per window pixel of a translate call on CPU (compiled.memory_analysis(),
-# temp + arguments + outputs, measured by benchmarks/comic.py at 512 x 512: ~110 for
-# channels (16, 32)); doubled for headroom.
+# Device bytes per window pixel of a translate call on CPU (compiled.memory_analysis():
+# arguments + outputs + temporaries, benchmarks/comic.py: ~93 for channels (16, 32) at
+# 512 x 512 and 1024 x 768), with headroom for wider models.
 BYTES_PER_PIXEL = 256
 
 

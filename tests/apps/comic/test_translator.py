@@ -23,7 +23,7 @@ CFG = tr.TranslatorConfig(style="manga", channels=(8, 16), num_res_blocks=1, pat
 TINY = ("model.channels=(8, 16)", "model.num_res_blocks=1", "data.num_photos=8",
         "data.photo_size=(48, 48)", "data.crop_size=32", "data.heldout=0", "train.batch_size=4",
         "train.warmup_steps=1", "train.log_every=1", "train.checkpoint_every=0",
-        "model.disc_features=(8, 16)")
+        "model.disc_features=(8, 16)", "data.source=procedural", "data.heldout_skimage=()")
 
 
 def random_params(config=CFG, seed=0):
@@ -235,6 +235,24 @@ def test_train_translator_learns_resumes_exactly_and_loads(tmp_path):
   assert tr.translate(resumed, x).image.shape == (1, 32, 32, 3)
   with pytest.raises(tr.TranslatorError, match="no translator found"):
     tr.load_translator(tmp_path / "nothing")
+
+
+def test_photo_pool_sources_and_errors():
+  pytest.importorskip("skimage")
+  config = configs.load("genjax/configs/comic_tiny.py", list(TINY) + [
+      "data.source=procedural, skimage", "data.skimage_photos=('text',)"])
+  pool = train_lib.photo_pool(config)
+  # 8 procedural photos + the 3 x 9 whole 48 x 48 tiles of the 172 x 448 "text" photo.
+  assert pool.shape == (8 + 27, 48, 48, 3) and pool.dtype == np.uint8
+  import skimage.data
+  np.testing.assert_array_equal(pool[8, ..., 0], skimage.data.text()[:48, :48])
+  with pytest.raises(ValueError, match="share \\['astronaut'\\]"):
+    train_lib.photo_pool(configs.load("genjax/configs/comic_tiny.py", list(TINY) + [
+        "data.source=skimage", "data.skimage_photos=('astronaut',)",
+        "data.heldout_skimage=('astronaut',)"]))
+  with pytest.raises(ValueError, match="entries must be .* got 'photos'"):
+    train_lib.photo_pool(configs.load("genjax/configs/comic_tiny.py",
+                                      list(TINY) + ["data.source=photos"]))
 
 
 def test_config_errors():
