@@ -46,6 +46,8 @@ def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
   default = DEFAULTS.get(device.platform, "xla")
   if device.platform not in AUTOTUNED_PLATFORMS:
     return default
+  if not all(isinstance(d, int) for d in (*x_shape, *w_shape)):
+    return default  # symbolic dimensions (jax.export): no concrete shape to measure
   key = autotune.ConvKey.for_call(x_shape, w_shape, dtype, stride=stride, padding=padding,
                                   device=device)
   return autotune.choose(key, IMPLEMENTATIONS, default=default)

@@ -74,3 +74,18 @@ def test_conv2d_calls_the_selected_implementation(tuned, monkeypatch):
   y = conv.conv2d(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)), stride=2, padding="CIRCULAR_W")
   assert y.shape == (1, 2, 2, 3)
   assert calls == [((1, 4, 4, 2), 2, "CIRCULAR_W")]
+
+
+def test_symbolic_batch_uses_the_default_without_measuring(monkeypatch):
+  """jax.export traces with a symbolic batch: nothing concrete to measure, no error."""
+  import jax
+  import numpy as np
+  from genjax.kernels import conv as conv_lib
+  monkeypatch.delenv("GENJAX_CONV_IMPL", raising=False)
+  b, = jax.export.symbolic_shape("b")
+  assert conv_lib.select_impl((b, 64, 64, 128), (3, 3, 128, 128), np.float32, stride=1,
+                              padding="SAME") == conv_lib.DEFAULTS["cpu"]
+  x = jax.ShapeDtypeStruct((b, 8, 16, 3), np.float32)
+  w = jax.ShapeDtypeStruct((3, 3, 3, 4), np.float32)
+  exported = jax.export.export(jax.jit(conv_lib.conv2d))(x, w)
+  assert str(exported.out_avals[0].shape[0]) == "b"
