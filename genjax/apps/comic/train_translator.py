@@ -151,7 +151,7 @@ def create_state(key: jax.Array, settings: StepSettings, g_tx, d_tx) -> Translat
 
 
 def sample_crops(key: jax.Array, pool: jax.Array, batch: int, crop: int) -> jax.Array:
-  """Random crops (with random horizontal flips) of a uint8 pool [N, H, W, 3] -> float [B, c, c, 3]."""
+  """Random crops, randomly flipped: uint8 pool [N, H, W, 3] -> float32 [B, c, c, 3] in [0, 1]."""
   n, h, w, _ = pool.shape
   k_idx, k_y, k_x, k_flip = jax.random.split(key, 4)
   idx = jax.random.randint(k_idx, (batch,), 0, n)
