@@ -11,7 +11,8 @@ import sys
 
 # name -> module under benchmarks/, each with main(argv).
 COMMANDS = {"conv": "conv", "train_step": "train_step", "sampler": "sampler",
-            "memory": "memory", "fused": "fused", "all": "all"}
+            "memory": "memory", "fused": "fused", "comic": "comic",
+            "all": "all"}
 
 
 def main(argv=None) -> None:

@@ -113,6 +113,15 @@ def _cmd_vr(args, overrides) -> int:
   return 1 if result.failures else 0
 
 
+def _cmd_train_comic(args, overrides) -> int:
+  import json
+  from genjax import configs
+  from genjax.apps.comic.train_translator import train_translator
+  result = train_translator(configs.load(args.config, overrides), args.workdir)
+  print(json.dumps(result, indent=1))
+  return 0
+
+
 def _cmd_demo(args, overrides) -> int:
   from genjax import demo
   return demo.run(args.workdir, steps=args.steps, overrides=overrides)
@@ -224,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--memory", type=float, default=1024.0,
                  help="memory budget of one render call in MiB (default: %(default)s)")
   p.add_argument("--seed", type=int, default=0, help="seed of the colour palette fit")
-  p.add_argument("--model", default=None, help="neural translator checkpoint (not yet available)")
+  p.add_argument("--model", default=None,
+                 help="neural translator: a `genjax train-comic` workdir (its style must match --style)")
   p.add_argument("--examples", action="store_true",
                  help="render the built-in example photos (scikit-image's, else procedural)")
   p.set_defaults(fn=_cmd_comic)
@@ -261,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--convergence", type=float, default=None,
                  help="stereo zero-parallax distance, metres (default: infinity)")
   p.set_defaults(fn=_cmd_vr)
+
+  p = sub.add_parser("train-comic", help="train the neural comic translator (paired / unpaired)")
+  _add_config_args(p, "comic_tiny")
+  p.add_argument("--workdir", required=True)
+  p.set_defaults(fn=_cmd_train_comic)
   return parser
 
 

@@ -13,7 +13,7 @@ import pathlib
 
 import ml_collections
 
-NAMES = ("tiny", "cifar", "large", "base", "panorama_tiny", "panorama")
+NAMES = ("tiny", "cifar", "large", "base", "panorama_tiny", "panorama", "comic", "comic_tiny")
 
 
 class ConfigError(ValueError):

@@ -24,6 +24,7 @@ from genjax.apps.comic import examples as examples_lib
 from genjax.apps.comic import page as page_lib
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import tiling
+from genjax.apps.comic import translator as translator_lib
 from genjax.data.decode import ImageDecodeError, load_rgb
 from genjax.image.io import save_image
 
@@ -110,15 +111,21 @@ def _save_layers(target: pathlib.Path, layers: Mapping[str, np.ndarray],
 
 
 def render_photo(photo: np.ndarray, style: str, knobs, *, tile: int | None, memory_mb: float,
-                 blend: int, key: jax.Array, progress: bool = False) -> render_lib.Rendering:
+                 blend: int, key: jax.Array, progress: bool = False,
+                 translator: translator_lib.Translator | None = None) -> render_lib.Rendering:
   """uint8 or float [H, W, 3] -> Rendering of NumPy arrays (image [H, W, 3], layers).
 
   Renders whole when the image fits memory_mb (tiling.BYTES_PER_PIXEL per pixel) and
   tile is None; otherwise in tiles of `tile` (or the largest that fits) core pixels.
   Either way the comic palette is fitted on a thumbnail of the whole photo, so the
-  result does not depend on the tiling.
+  result does not depend on the tiling. With a translator (the neural model), it draws
+  the layers instead (translator.translate_photo: aligned tiles, exact crops).
   """
   photo = np.asarray(photo)
+  if translator is not None:
+    with tqdm(desc="tiles", unit="tile", leave=False, disable=not progress) as bar:
+      return translator_lib.translate_photo(translator, photo, knobs, tile=tile,
+                                            memory_mb=memory_mb, progress=bar.update)
   knobs = render_lib.make_knobs(style, knobs)
   h, w, _ = photo.shape
   palette = photo_palette(photo, style, knobs, key=key)
@@ -162,10 +169,16 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
   return np.rint(image, out=image).astype(np.uint8)
 
 
-def _check_model(model) -> None:
-  if model is not None:
-    raise ValueError(f"--model {model}: the neural comic translator is not yet available; "
-                     f"omit --model to use the procedural renderer")
+def _load_model(model, style: str) -> translator_lib.Translator | None:
+  """None, a Translator, or a train_translator workdir -> Translator drawing `style`."""
+  if model is None or isinstance(model, translator_lib.Translator):
+    translator = model
+  else:
+    translator = translator_lib.load_translator(model)
+  if translator is not None and translator.config.style != style:
+    raise ValueError(f"--model {model}: this translator draws style "
+                     f"{translator.config.style!r}, not --style {style!r}")
+  return translator
 
 
 def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
@@ -194,13 +207,17 @@ def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
     seed: seed of the palette fit (same seed, same output).
     max_image_pixels: larger images are refused (decompression bombs).
     progress: show a progress bar.
-    model: a neural translator checkpoint (not yet available: ValueError).
+    model: a neural translator (a train_translator workdir, or a loaded Translator) of
+      this style, used instead of the procedural renderer; knobs are then checked
+      against it (translator.check_knobs).
   Returns:
     ComicResult. Raises ValueError (before writing anything) for an unknown style or knob,
     or a file-like `out` with several inputs.
   """
-  _check_model(model)
-  knobs = render_lib.make_knobs(style, knobs)  # unknown style or knob: error before any work
+  render_lib.get_style(style)  # unknown style: error before any work
+  translator = _load_model(model, style)
+  knobs = (translator_lib.check_knobs(translator.config, knobs) if translator is not None
+           else render_lib.make_knobs(style, knobs))  # unknown knob: error before any work
   out = pathlib.Path(out)
   result = ComicResult()
   files = collect_inputs(inputs, result)
@@ -208,7 +225,7 @@ def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
   if page:
     _comic_page(files, out, style, knobs, layers=layers, layout=layout or page_lib.PageLayout(),
                 captions=captions, key=key, max_image_pixels=max_image_pixels,
-                progress=progress, result=result)
+                progress=progress, result=result, translator=translator)
     return result
   if captions:
     raise ValueError("captions are drawn on pages only: add --page")
@@ -227,7 +244,7 @@ def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
       result.failures.append((str(path), str(e)))
       continue
     rendering = render_photo(photo, style, knobs, tile=tile, memory_mb=memory_mb, blend=blend,
-                             key=key, progress=progress)
+                             key=key, progress=progress, translator=translator)
     if layers:
       _save_layers(target, rendering.layers, result)
     result.written.append(save_image(target, _to_uint8(rendering.image)))
@@ -236,7 +253,7 @@ def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
 
 
 def _comic_page(files, out, style, knobs, *, layers, layout, captions, key, max_image_pixels,
-                progress, result) -> None:
+                progress, result, translator=None) -> None:
   captions = list(captions or [])
   if len(captions) > len(files):
     raise ValueError(f"{len(captions)} captions for {len(files)} panels")
@@ -253,7 +270,7 @@ def _comic_page(files, out, style, knobs, *, layers, layout, captions, key, max_
     return
   target = out if _is_file_target(out) else out / "page.png"
   page_layers, lettering = make_page(photos, style, knobs, layout=layout, captions=texts,
-                                     key=key, progress=progress)
+                                     key=key, progress=progress, translator=translator)
   image = page_lib.over(lettering, render_lib.compose(page_layers))
   result.written.append(save_image(target, image))
   if layers:
@@ -264,15 +281,17 @@ def _comic_page(files, out, style, knobs, *, layers, layout, captions, key, max_
 
 def make_page(photos: Sequence[np.ndarray], style: str = "manga", knobs=None, *,
               layout: page_lib.PageLayout | None = None, captions=None,
-              key: jax.Array | None = None,
-              progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
+              key: jax.Array | None = None, progress: bool = False,
+              translator: translator_lib.Translator | None = None
+              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """Photos (uint8 [H, W, 3]) -> (page layers {"ink", "flat", "tone"}, lettering RGBA).
 
   The final page is page.over(lettering, render.compose(layers)).
   """
   layout = layout or page_lib.PageLayout()
   key = jax.random.key(0) if key is None else key
-  knobs = render_lib.make_knobs(style, knobs)
+  knobs = (translator_lib.check_knobs(translator.config, knobs) if translator is not None
+           else render_lib.make_knobs(style, knobs))
   aspect = layout.panel_aspect or float(np.median([p.shape[0] / p.shape[1] for p in photos]))
   page_hw, boxes = page_lib.panel_boxes(len(photos), layout, aspect)
   panels = []
@@ -281,7 +300,7 @@ def make_page(photos: Sequence[np.ndarray], style: str = "manga", knobs=None, *,
     fitted = page_lib.fit_photo(photo, box.height, box.width)
     # Panels share one shape, so they share one compiled renderer.
     rendering = render_photo(fitted, style, knobs, tile=None, memory_mb=math.inf, blend=0,
-                             key=key)
+                             key=key, translator=translator)
     panels.append(rendering.layers)
   page_layers = page_lib.assemble(panels, boxes, page_hw, layout.border)
   letters = page_lib.lettering(captions or [None] * len(photos), boxes, page_hw,

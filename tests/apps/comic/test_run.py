@@ -105,7 +105,7 @@ def test_errors_before_any_output(inputs, tmp_path):
   out = tmp_path / "never"
   with pytest.raises(ValueError, match=r"unknown comic style 'noir'; valid styles: \['comic'"):
     run.comic_files([inputs], out, style="noir", progress=False)
-  with pytest.raises(ValueError, match="not yet available"):
+  with pytest.raises(ValueError, match="no translator found"):
     run.comic_files([inputs], out, style="manga", model="ckpt/", progress=False)
   with pytest.raises(ValueError, match="names a file, but 2 input images"):
     run.comic_files([inputs / "colour.png", inputs / "grey.png"], out / "x.png", style="manga",
@@ -177,3 +177,24 @@ def test_examples(tmp_path, monkeypatch):
   written = run.comic_examples(tmp_path, page_width=212)  # 48 x 64 panels, as the inputs
   assert {p.name for p in written} == {"a.png", "a.comic.png", "a.manga.png", "b.png",
                                        "b.comic.png", "b.manga.png", "page.png"}
+
+
+def test_model_translator(inputs, tmp_path):
+  """--model: the neural translator draws the layers; its style and knobs are checked."""
+  from genjax.apps.comic import translator as tr
+  from genjax.apps.comic.train_translator import make_key
+  cfg = tr.TranslatorConfig(style="manga", channels=(8, 16), num_res_blocks=1)
+  tr.save_translator(tmp_path / "model", tr.Translator(cfg, tr.init_params(cfg, make_key(0))))
+  out = tmp_path / "out"
+  result = run.comic_files([inputs / "colour.png", inputs / "rotated.jpg"], out, style="manga",
+                           layers=True, tile=16, model=tmp_path / "model", progress=False)
+  assert result.ok and len(result.written) == 8
+  with Image.open(out / "rotated.png") as im:
+    assert im.size == (W, H)
+  with pytest.raises(ValueError, match="draws style 'manga', not --style 'comic'"):
+    run.comic_files([inputs], tmp_path / "x", style="comic", model=tmp_path / "model",
+                    progress=False)
+  with pytest.raises(ValueError, match="knob 'exposure' is fixed"):
+    run.comic_files([inputs], tmp_path / "x", knobs={"exposure": 0.2}, style="manga",
+                    model=tmp_path / "model", progress=False)
+  assert not (tmp_path / "x").exists()
