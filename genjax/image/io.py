@@ -68,3 +68,29 @@ def load_image(path) -> np.ndarray:
   with Image.open(path) as im:
     im = ImageOps.exif_transpose(im)
     return np.asarray(im.convert("RGB"), np.float32) / 255.0
+
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+
+def collect_image_files(inputs) -> tuple[list[pathlib.Path], list[tuple[str, str]]]:
+  """Files as given, folders expanded to their image files (sorted, hidden ones skipped).
+
+  inputs: one path or a sequence of paths. Returns (files, failures), a failure being
+  (path, message) for a missing path or a folder without image files.
+  """
+  files, failures = [], []
+  for item in [inputs] if isinstance(inputs, (str, pathlib.Path)) else inputs:
+    p = pathlib.Path(item)
+    if p.is_dir():
+      found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                     and not f.name.startswith("."))
+      if not found:
+        failures.append((str(p), f"{p}: folder has no image files "
+                                  f"({', '.join(sorted(IMAGE_SUFFIXES))})"))
+      files.extend(found)
+    elif p.is_file():
+      files.append(p)
+    else:
+      failures.append((str(p), f"{p}: no such file or folder"))
+  return files, failures

@@ -26,9 +26,9 @@ from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import tiling
 from genjax.apps.comic import translator as translator_lib
 from genjax.data.decode import ImageDecodeError, load_rgb
+from genjax.image import io as image_io
 from genjax.image.io import save_image
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # larger files are refused as decompression bombs
 
 
@@ -65,22 +65,10 @@ def _is_file_target(out: pathlib.Path) -> bool:
   return out.suffix.lower() in Image.registered_extensions()
 
 
-def collect_inputs(inputs: Sequence, result: ComicResult) -> list[pathlib.Path]:
+def collect_inputs(inputs, result: ComicResult) -> list[pathlib.Path]:
   """Files as given, folders expanded to their image files (sorted); problems -> result."""
-  files = []
-  for item in inputs:
-    p = pathlib.Path(item)
-    if p.is_dir():
-      found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                     and not f.name.startswith("."))
-      if not found:
-        result.failures.append((str(p), f"{p}: folder has no image files "
-                                         f"({', '.join(sorted(IMAGE_SUFFIXES))})"))
-      files.extend(found)
-    elif p.is_file():
-      files.append(p)
-    else:
-      result.failures.append((str(p), f"{p}: no such file or folder"))
+  files, failures = image_io.collect_image_files(inputs)
+  result.failures.extend(failures)
   return files
 
 

@@ -38,11 +38,11 @@ from tqdm import tqdm
 from genjax.apps.vr import outputs, panorama, stereo
 from genjax.data import procedural
 from genjax.data.decode import ImageDecodeError
+from genjax.image import io as image_io
 from genjax.image import projections
 from genjax.metrics.seam import seam_scores
 
 MODES = ("panorama", "stereo", "both")
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
 DEFAULT_BASELINE = 0.064        # metres: a typical interpupillary distance
 _warp = jax.jit(stereo.warp_to_right_eye)
@@ -63,19 +63,8 @@ class VrResult:
 
 def collect_inputs(inputs, result: VrResult) -> list[pathlib.Path]:
   """Files as given, folders expanded to their image files (sorted); problems -> result."""
-  files = []
-  for item in [inputs] if isinstance(inputs, (str, pathlib.Path)) else inputs:
-    p = pathlib.Path(item)
-    if p.is_dir():
-      found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                     and not f.name.startswith("."))
-      if not found:
-        result.failures.append((str(p), f"{p}: folder has no image files"))
-      files.extend(found)
-    elif p.is_file():
-      files.append(p)
-    else:
-      result.failures.append((str(p), f"{p}: no such file or folder"))
+  files, failures = image_io.collect_image_files(inputs)
+  result.failures.extend(failures)
   return files
 
 

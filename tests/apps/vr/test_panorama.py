@@ -212,30 +212,12 @@ def test_upsampled_white_noise_has_no_seam():
   assert 0.9 < ratio < 1.1, ratio
 
 
-# ---- outpainting with a trained mask-conditioned panorama model --------------------------------
-
-# panorama_tiny made small (as tests/conftest.py's TINY, but 16x32 so a photo covers pixels).
-PANO_TINY = (
-    "data.image_size=(16, 32)", "data.num_examples=512", "model.base_channels=16",
-    "model.channel_mult=(1, 2)", "model.attn_resolutions=(8,)", "model.num_heads=1",
-    "train.batch_size=8", "train.warmup_steps=2", "train.num_steps=200",
-    "train.checkpoint_every=200", "train.log_every=50", "train.sample_every=1000",
-    "train.num_sample_images=4", "train.sample_steps=4",
-)
-
-
-def trained_panorama_run(tmp_path_factory):
-  """A panorama_tiny run trained for 200 steps, once per test session (worker)."""
-  from genjax.train import loop
-  workdir = tmp_path_factory.getbasetemp() / "panorama_tiny_run"
-  if not (workdir / "summary.json").is_file():
-    loop.train(_load_config("panorama_tiny", PANO_TINY), workdir, progress=False)
-  return workdir
+# ---- outpainting with a trained mask-conditioned panorama model (conftest.py's pano_run) -------
 
 
 @pytest.fixture(scope="module")
-def pm(tmp_path_factory):
-  return panorama.load_panorama_model(trained_panorama_run(tmp_path_factory))
+def pm(pano_run):
+  return panorama.load_panorama_model(pano_run)
 
 
 def _landscape_photo(index=1_000_003, hw=(48, 64), hfov=60.0, pitch=0.0):

@@ -12,27 +12,6 @@ from genjax import configs
 from genjax.apps.vr import panorama, run, scene, xmp
 
 CONFIG_DIR = pathlib.Path(configs.__file__).parent
-# As tests/apps/vr/test_panorama.py (the same run folder when both run in one session).
-PANO_TINY = (
-    "data.image_size=(16, 32)", "data.num_examples=512", "model.base_channels=16",
-    "model.channel_mult=(1, 2)", "model.attn_resolutions=(8,)", "model.num_heads=1",
-    "train.batch_size=8", "train.warmup_steps=2", "train.num_steps=200",
-    "train.checkpoint_every=200", "train.log_every=50", "train.sample_every=1000",
-    "train.num_sample_images=4", "train.sample_steps=4",
-)
-
-
-@pytest.fixture(scope="module")
-def pano_run(tmp_path_factory):
-  """A panorama_tiny run trained for 200 steps, once per test session (worker)."""
-  from genjax.train import loop
-  workdir = tmp_path_factory.getbasetemp() / "panorama_tiny_run"
-  if not (workdir / "summary.json").is_file():
-    config = configs.load(str(CONFIG_DIR / "panorama_tiny.py"), list(PANO_TINY))
-    loop.train(config, workdir, progress=False)
-  return workdir
-
-
 def _photo_file(path, hw=(48, 64)):
   Image.fromarray(run.demo_photo(hw=hw)).save(path)
   return path
