@@ -46,13 +46,32 @@ def tiny_overrides():
   return list(TINY)
 
 
+def train_once(tmp_path_factory, name: str, config):
+  """Trains `config` into a run folder shared by all xdist workers of this session: the
+  first worker trains (under a file lock), the others wait and reuse its run."""
+  import fcntl
+  from genjax.train import loop
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # popen-gwN's parent: one folder per session, shared by the workers
+  workdir = root / f"shared_{name}"
+  with open(root / f"shared_{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (workdir / "summary.json").is_file():
+      loop.train(config, workdir, progress=False)
+  return workdir
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
   """A run folder with a tiny model trained for 300 steps on the procedural panoramas."""
   from genjax import configs
-  from genjax.train import loop
-  workdir = tmp_path_factory.mktemp("trained_run")
   config = configs.load("tiny", list(TINY) + ["train.num_steps=300", "train.batch_size=16",
                                               "train.checkpoint_every=300", "train.log_every=50"])
-  loop.train(config, workdir, progress=False)
-  return workdir
+  return train_once(tmp_path_factory, "trained_run", config)
+
+
+@pytest.fixture(scope="session")
+def shared_training(tmp_path_factory):
+  """`fn(name, config) -> run folder`: train_once for the tests' own session fixtures."""
+  return lambda name, config: train_once(tmp_path_factory, name, config)

@@ -17,11 +17,7 @@ PANO_TINY = (
 
 
 @pytest.fixture(scope="session")
-def pano_run(tmp_path_factory):
+def pano_run(shared_training):
   """A panorama_tiny run trained for 200 steps (by config file, not by configs.NAMES)."""
-  from genjax.train import loop
-  workdir = tmp_path_factory.getbasetemp() / "panorama_tiny_run"
-  if not (workdir / "summary.json").is_file():
-    config_file = pathlib.Path(configs.__file__).parent / "panorama_tiny.py"
-    loop.train(configs.load(str(config_file), list(PANO_TINY)), workdir, progress=False)
-  return workdir
+  config_file = pathlib.Path(configs.__file__).parent / "panorama_tiny.py"
+  return shared_training("panorama_tiny_run", configs.load(str(config_file), list(PANO_TINY)))
