@@ -21,6 +21,8 @@ from genjax.train import preview
 
 # Metrics where larger is better; every other logged metric is lower-is-better.
 _HIGHER_IS_BETTER = ("precision", "recall")
+# What each train.eval_metrics name logs that keep_best_by can choose.
+_CHOOSABLE = {"swd": ("swd",), "kid": ("kid",), "fid": ("fid",), "pr": ("precision", "recall")}
 
 
 class Evaluator:
@@ -58,8 +60,13 @@ class BestCheckpoint:
   """Keeps the state of the best evaluation so far in `<workdir>/best/` (one Orbax step
   directory) and its metric in `best/best.json`; survives resume."""
 
-  def __init__(self, workdir: pathlib.Path, metric: str):
+  def __init__(self, workdir: pathlib.Path, metric: str, eval_metrics=None):
     self.metric = metric if metric.startswith("eval/") else f"eval/{metric}"
+    if eval_metrics is not None:   # checked at the start, not at the first evaluation
+      choosable = [m for n in ev.parse_metric_names(eval_metrics) for m in _CHOOSABLE[n]]
+      if self.metric.removeprefix("eval/") not in choosable:
+        raise ValueError(f"train.keep_best_by={metric!r} is not logged by "
+                         f"train.eval_metrics={eval_metrics!r}; choose one of {choosable}")
     self.higher_is_better = self.metric.removeprefix("eval/") in _HIGHER_IS_BETTER
     self.directory = pathlib.Path(workdir).absolute() / "best"
     self.record_path = self.directory / "best.json"

@@ -178,7 +178,8 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
   if config.train.eval_every > 0:
     evaluator = evaluation.Evaluator(config, model, spec, mesh)
     if config.train.keep_best_by:
-      best = evaluation.BestCheckpoint(workdir, config.train.keep_best_by)
+      best = evaluation.BestCheckpoint(workdir, config.train.keep_best_by,
+                                       config.train.eval_metrics)
   eval_key = jax.random.fold_in(sample_key, 1)
 
   def evaluate(state):

@@ -26,7 +26,10 @@ def test_best_checkpoint_keeps_the_best_and_never_a_nan(tmp_path):
   again = evaluation.BestCheckpoint(tmp_path, "eval/swd")
   assert not again.update(5, {"eval/swd": 4.5}, state)
   again.close()
-  recall = evaluation.BestCheckpoint(tmp_path / "r", "recall")
+  import pytest
+  with pytest.raises(ValueError, match="keep_best_by='fid' is not logged"):
+    evaluation.BestCheckpoint(tmp_path / "x", "fid", "swd,kid")
+  recall = evaluation.BestCheckpoint(tmp_path / "r", "recall", "swd,pr")
   assert recall.higher_is_better and recall.is_better(0.1)
   recall.close()
 
