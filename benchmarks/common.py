@@ -86,6 +86,15 @@ def write_json(path, payload: dict) -> None:
   os.replace(tmp, path)
 
 
+def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+  """The rows as a markdown table; columns as in print_table: (key, header, format spec)."""
+  lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
+  for r in rows:
+    lines.append("| " + " | ".join(format(r[k], f) if r.get(k) is not None else "-"
+                                   for k, _, f in columns) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def compiled_train_step(config):
   """Builds the state (sharded on the config's mesh), a random batch and the compiled step.
 

@@ -295,15 +295,6 @@ COLUMNS = [("shape", "shape", ""), ("dtype", "dtype", ""), ("pass", "pass", ""),
            ("temp_mib", "temp MiB", ".1f"), ("peak_rss_mib", "peak RSS MiB", ".0f")]
 
 
-def markdown(rows: list[dict]) -> str:
-  lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
-           "|" + "---|" * len(COLUMNS)]
-  for r in rows:
-    lines.append("| " + " | ".join(format(r[k], f) if r.get(k) is not None else "-"
-                                   for k, _, f in COLUMNS) + " |")
-  return "\n".join(lines) + "\n"
-
-
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(prog="python -m benchmarks conv", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -351,7 +342,7 @@ def main(argv=None) -> dict:
              "load_average_before_after": [load_before, os.getloadavg()],
              "peak_rss_mib": common.peak_rss_bytes() / 2**20, "results": rows}
   common.write_json(out / "conv.json", payload)
-  (out / "conv.md").write_text(markdown(rows))
+  (out / "conv.md").write_text(common.markdown_table(rows, COLUMNS))
   chart(rows, out / "conv.png")
   print(f"wrote {out / 'conv.json'}, {out / 'conv.md'}, {out / 'conv.png'}")
   return payload

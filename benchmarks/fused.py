@@ -135,15 +135,6 @@ COLUMNS = [("shape", "shape", ""), ("dtype", "dtype", ""), ("pass", "pass", ""),
            ("temp_mib", "temp MiB", ".1f")]
 
 
-def markdown(rows: list[dict], note: str) -> str:
-  lines = [note, "", "| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
-           "|" + "---|" * len(COLUMNS)]
-  for r in rows:
-    lines.append("| " + " | ".join(format(r[k], f) if r.get(k) is not None else "-"
-                                   for k, _, f in COLUMNS) + " |")
-  return "\n".join(lines) + "\n"
-
-
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(prog="python -m benchmarks.fused", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,7 +176,7 @@ def main(argv=None) -> dict:
   payload = {"benchmark": "fused", "device": device, "note": note, "repeats": args.repeats,
              "load_average": os.getloadavg(), "results": rows}
   common.write_json(out / "fused.json", payload)
-  (out / "fused.md").write_text(markdown(rows, note))
+  (out / "fused.md").write_text(note + "\n\n" + common.markdown_table(rows, COLUMNS))
   print(f"wrote {out / 'fused.json'}, {out / 'fused.md'}")
   return payload
 
