@@ -11,6 +11,7 @@ import logging
 import os
 
 import jax
+import orbax.checkpoint as ocp
 
 log = logging.getLogger("genjax.distributed")
 
@@ -57,3 +58,28 @@ def initialize(settings: DistributedSettings) -> None:
       process_id=settings.process_id, heartbeat_timeout_seconds=settings.heartbeat_timeout_s)
   log.info("process %d of %d; %d local / %d global devices", jax.process_index(),
            jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+class CompiledTogether:
+  """A jitted function whose first call compiles on every process before any runs it.
+
+  XLA's CPU collectives (gloo) wait only 30 s for their peers when a program first
+  runs, and compile times differ between processes (a cold cache on one host, a loaded
+  CPU on another): a process that finishes compiling 30 s after the others would fail
+  the run. So in multi-process runs the first call compiles ahead of time and waits at a
+  coordination-service barrier (no device collective, `timeout_s` long) before running.
+  Single-process runs call the jitted function unchanged.
+  """
+
+  def __init__(self, jitted, name: str, *, timeout_s: int = 3600):
+    self._jitted, self._name, self._timeout_s = jitted, name, timeout_s
+    self._compiled = None
+
+  def __call__(self, *args):
+    if jax.process_count() == 1:
+      return self._jitted(*args)
+    if self._compiled is None:
+      self._compiled = self._jitted.lower(*args).compile()
+      ocp.multihost.get_barrier_sync_fn()(key=f"genjax_compiled_{self._name}",
+                                          timeout_ms=self._timeout_s * 1000)
+    return self._compiled(*args)

@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 
 from genjax.metrics import evaluate as ev
 from genjax.metrics import features
-from genjax.train import preview
+from genjax.train import distributed, preview
 
 # Metrics where larger is better; every other logged metric is lower-is-better.
 _HIGHER_IS_BETTER = ("precision", "recall")
@@ -35,10 +35,10 @@ class Evaluator:
     if self.num_images < 2:
       raise ValueError(f"train.eval_num_images must be >= 2, got {self.num_images}")
     batch = min(int(t.eval_batch_size), self.num_images)
-    self.sample_batch = preview.make_preview_fn(
+    self.sample_batch = distributed.CompiledTogether(preview.make_preview_fn(
         model, spec, mesh, num_images=batch, steps=int(t.eval_sample_steps),
         image_shape=tuple(config.data.image_size), num_classes=config.model.num_classes,
-        cond_channels=config.model.cond_channels)
+        cond_channels=config.model.cond_channels), "eval_samples")
     self.batch = batch
     # Fixed real images (a seed of their own, unflipped), read once.
     self.real = ev.images_from_data_config(config.data, n=self.num_images, seed=config.seed + 1)

@@ -21,7 +21,8 @@ import tqdm
 
 from genjax import data, diffusion, models
 from genjax.image import io as image_io
-from genjax.train import checkpoint, evaluation, logbook, optimizer, plots, preview, sharding
+from genjax.train import (checkpoint, distributed, evaluation, logbook, optimizer, plots, preview,
+                          sharding)
 from genjax.train.state import create_train_state
 from genjax.train.step import StepConfig, train_step
 
@@ -139,7 +140,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
   init_key, sample_key = jax.random.split(root)
   abstract = jax.eval_shape(create, init_key)
   shardings = sharding.state_shardings(abstract, mesh)
-  step_fn = make_step_fn(config, mesh, shardings)
+  step_fn = distributed.CompiledTogether(make_step_fn(config, mesh, shardings), "train_step")
 
   loader = data.make_loader(config.data, global_batch_size=config.train.batch_size,
                             seed=config.seed, info=info)
@@ -160,10 +161,11 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
   log.info("model: %.2fM parameters; mesh %s; global batch %d", n_params / 1e6,
            dict(mesh.shape), config.train.batch_size)
 
-  sample_fn = preview.make_preview_fn(
+  sample_fn = distributed.CompiledTogether(preview.make_preview_fn(
       model, spec, mesh, num_images=config.train.num_sample_images,
       steps=config.train.sample_steps, image_shape=tuple(config.data.image_size),
-      num_classes=config.model.num_classes, cond_channels=config.model.cond_channels)
+      num_classes=config.model.num_classes, cond_channels=config.model.cond_channels),
+      "preview")
 
   def write_samples(state):
     images = sample_fn(state.ema_params, jax.random.fold_in(sample_key, state.step))

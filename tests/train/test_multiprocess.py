@@ -19,6 +19,21 @@ from genjax.sample.load import restore_subtrees
 from genjax.train import logbook, loop
 
 STEPS = 4
+# XLA's gloo collectives give up after 30 s when a peer has not joined a program's first
+# run; this start-up shim makes one process reach its first step 35 s after the other.
+LATE_FIRST_STEP = """
+import runpy, sys, time
+from genjax.train import loop
+on_time, calls = loop.global_batch, []
+def late_global_batch(*args):
+  if not calls:
+    time.sleep(35)
+  calls.append(1)
+  return on_time(*args)
+loop.global_batch = late_global_batch
+sys.argv[0] = "genjax"
+runpy.run_module("genjax.cli", run_name="__main__")
+"""
 
 
 def _free_port() -> int:
@@ -27,12 +42,13 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir, port, overrides, *, heartbeat=10):
+def _launch(workdir, port, overrides, *, heartbeat=10, late_process=None):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
              GENJAX_CPU_COLLECTIVES="gloo", PYTHONUNBUFFERED="1")
   procs = []
   for pid in range(2):
-    cmd = [sys.executable, "-m", "genjax.cli", "train", "--config=tiny", f"--workdir={workdir}",
+    start = ["-c", LATE_FIRST_STEP] if pid == late_process else ["-m", "genjax.cli"]
+    cmd = [sys.executable, *start, "train", "--config=tiny", f"--workdir={workdir}",
            f"--coordinator=127.0.0.1:{port}", "--num-processes=2", f"--process-id={pid}",
            f"--heartbeat-timeout={heartbeat}", *[f"--config.{o}" for o in overrides]]
     log = open(pathlib.Path(workdir).with_suffix(f".{pid}.log"), "ab")
@@ -57,7 +73,8 @@ def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides):
                                 "train.adam_eps=1e-5"]
   two = tmp_path / "two"
   two.mkdir()
-  codes = _wait(_launch(two, _free_port(), overrides), timeout=400)
+  # Process 1 starts its first step 35 s late: the run must not fail on that.
+  codes = _wait(_launch(two, _free_port(), overrides, late_process=1), timeout=400)
   assert codes == [0, 0], (two.with_suffix(".0.log").read_text()[-3000:],
                            two.with_suffix(".1.log").read_text()[-3000:])
   one = tmp_path / "one"
