@@ -11,11 +11,14 @@ import time
 import jax
 import numpy as np
 
+from genjax.kernels import xla_flags
+
 
 def device_info() -> dict:
   d = jax.devices()[0]
   return {"platform": d.platform, "device_kind": d.device_kind, "device_count": jax.device_count(),
-          "cpu_count": os.cpu_count(), "machine": platform.machine(), "jax": jax.__version__}
+          "cpu_count": os.cpu_count(), "machine": platform.machine(), "jax": jax.__version__,
+          "xla_cpu_flags": xla_flags.cpu_flags_in_effect()}
 
 
 def time_call(fn, *args, repeats: int = 5, warmup: int = 1) -> list[float]:

@@ -288,6 +288,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+  from genjax.kernels import xla_flags
+  xla_flags.apply()  # before the first jax computation starts the CPU backend
   argv = list(sys.argv[1:] if argv is None else argv)
   rest, overrides = _split_overrides(argv)
   args = build_parser().parse_args(rest)

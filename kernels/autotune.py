@@ -1,7 +1,7 @@
 """Per-shape choice of the conv implementation: measured once, cached on disk as JSON.
 
 The table maps a `ConvKey` (backend, device kind, jax version, shape, dtype, padding,
-stride) to the fastest implementation for the forward plus backward pass of that
+stride, and on the CPU the --xla_cpu_* flags in XLA_FLAGS) to the fastest implementation for the forward plus backward pass of that
 convolution. A missing entry is measured on first use (even while a model is being
 traced: the measurement compiles its own small programs on concrete random arrays),
 then written to the cache file, by default ~/.cache/genjax/conv_autotune.json
@@ -32,13 +32,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genjax.kernels import xla_flags
+
 CACHE_ENV = "GENJAX_AUTOTUNE_CACHE"
 DEFAULT_CACHE = "~/.cache/genjax/conv_autotune.json"
 FORMAT_VERSION = 1
 # The default implementation is kept unless another is faster by more than this
-# fraction: a smaller difference is within the noise of a shared CPU, and the default
-# (XLA) is the one with the least memory and the most testing behind it.
-SWITCH_MARGIN = 0.05
+# fraction: the default (XLA) is the one with the least memory and the most testing
+# behind it, and smaller wins of isolated convolutions did not carry over into the
+# train step (CIFAR UNet, XLA:CPU with genjax's flags: `taps` chosen at 5 shapes by
+# 5-14% margins ran the step 0.97x as fast as `xla`, with 1% more temporaries).
+SWITCH_MARGIN = 0.15
 # Below this many direct-conv FLOPs (forward) a convolution takes about a millisecond
 # or less on a small CPU: measuring it would cost more than a choice could save. It
 # also leaves the batch-1 traces of model initialization unmeasured.
@@ -79,6 +83,7 @@ class ConvKey:
   stride: int
   dtype: str
   padding: str
+  xla_cpu_flags: str = ""  # the --xla_cpu_* flags in XLA_FLAGS: they change XLA's kernels
 
   @classmethod
   def for_call(cls, x_shape, w_shape, dtype, *, stride: int, padding: str,
@@ -86,14 +91,17 @@ class ConvKey:
     device = device or jax.devices()[0]
     b, h, w, cin = x_shape
     kh, kw, _, cout = w_shape
-    kind = _host_cpu() if device.platform == "cpu" else device.device_kind
+    cpu = device.platform == "cpu"
+    kind = _host_cpu() if cpu else device.device_kind
     return cls(device.platform, kind, jax.__version__, b, h, w, cin, cout,
-               kh, kw, stride, jnp.dtype(dtype).name, padding)
+               kh, kw, stride, jnp.dtype(dtype).name, padding,
+               xla_flags.cpu_flags_in_effect() if cpu else "")
 
   def __str__(self) -> str:
     return (f"{self.platform}|{self.device_kind}|jax{self.jax_version}|"
             f"{self.batch}x{self.height}x{self.width}x{self.cin}->{self.cout}|"
-            f"{self.kh}x{self.kw}|s{self.stride}|{self.dtype}|{self.padding}")
+            f"{self.kh}x{self.kw}|s{self.stride}|{self.dtype}|{self.padding}"
+            + (f"|{self.xla_cpu_flags}" if self.xla_cpu_flags else ""))
 
   @property
   def flops(self) -> float:
