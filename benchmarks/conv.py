@@ -1,8 +1,9 @@
 """Convolution benchmark: every conv2d implementation (and PyTorch, when installed) on
-the UNet's convolution shapes, forward and forward+backward, float32 and bfloat16.
+the UNet's convolution shapes, forward and forward+backward (and, on request, the input
+and weight gradients alone), float32 and bfloat16.
 
     python -m benchmarks conv [--shapes unet|issue|8x64x64x128:128,8x32x32x512:256/k1,...]
-        [--dtypes float32,bfloat16] [--impls xla,taps] [--passes fwd,fwdbwd]
+        [--dtypes float32,bfloat16] [--impls xla,taps] [--passes fwd,fwdbwd,dx,dw]
         [--padding SAME] [--repeats 5] [--no-torch] [--out benchmark_results/conv]
 
 A shape is BxHxWxCIN:COUT (or, quoted for the shell, BxHxWxCIN->COUT), optionally
@@ -47,7 +48,8 @@ PRESETS = {
     "unet": ["8x128x128x64->64", "8x64x64x128->128", "8x32x32x256->256", "8x16x16x512->512",
              "8x32x32x512->256", "8x32x32x512->256/k1", "8x64x64x128->128/s2"],
 }
-PASSES = ("fwd", "fwdbwd")
+PASSES = ("fwd", "fwdbwd", "dx", "dw")  # dx, dw: the input and weight gradients alone (JAX only)
+DEFAULT_PASSES = ("fwd", "fwdbwd")
 MATMUL_N = 2048
 # Agreement with the "xla" implementation (relative L2 error), per dtype.
 AGREE = {"float32": 1e-4, "bfloat16": 3e-2}
@@ -82,7 +84,7 @@ class Shape:
   def flops(self, pass_: str) -> float:
     ho, wo = self.out_hw
     fwd = 2.0 * self.batch * ho * wo * self.cin * self.cout * self.k * self.k
-    return fwd if pass_ == "fwd" else 3 * fwd
+    return 3 * fwd if pass_ == "fwdbwd" else fwd
 
   def __str__(self) -> str:
     s = f"{self.batch}x{self.height}x{self.width}x{self.cin}->{self.cout}"
@@ -112,17 +114,19 @@ def _operands(shape: Shape, dtype, seed: int = 0):
   return [jnp.asarray(a, dtype) for a in (x, w, g)]
 
 
-def _jax_programs(impl: str, shape: Shape, padding: str, operands) -> dict:
-  """pass -> (compiled, args) for one implementation."""
+def _jax_programs(impl: str, shape: Shape, padding: str, operands, passes) -> dict:
+  """pass -> (compiled, args) for one implementation: `passes`, and always "fwdbwd"."""
   f = functools.partial(conv.conv2d, stride=shape.stride, padding=padding, impl=impl)
 
   def fwdbwd(x, w, g):
     y, vjp = jax.vjp(f, x, w)
     return (y, *vjp(g))
 
-  x, w, g = operands
-  return {"fwd": (jax.jit(f).lower(x, w).compile(), (x, w)),
-          "fwdbwd": (jax.jit(fwdbwd).lower(x, w, g).compile(), (x, w, g))}
+  functions = {"fwd": lambda x, w, g: f(x, w), "fwdbwd": fwdbwd,
+               "dx": lambda x, w, g: jax.vjp(lambda x_: f(x_, w), x)[1](g)[0],
+               "dw": lambda x, w, g: jax.vjp(lambda w_: f(x, w_), w)[1](g)[0]}
+  return {p: (jax.jit(functions[p]).lower(*operands).compile(), tuple(operands))
+          for p in dict.fromkeys(["fwdbwd", *passes])}
 
 
 class _Torch:
@@ -174,7 +178,7 @@ def bench_shape(shape: Shape, dtype: str, *, impls, passes, padding: str, repeat
   reference = None
   for impl in impls:
     t = time.perf_counter()
-    programs = _jax_programs(impl, shape, padding, operands)
+    programs = _jax_programs(impl, shape, padding, operands, passes)
     compile_s = time.perf_counter() - t
     outputs = jax.block_until_ready(programs["fwdbwd"][0](*programs["fwdbwd"][1]))
     if reference is None:
@@ -198,7 +202,7 @@ def bench_shape(shape: Shape, dtype: str, *, impls, passes, padding: str, repeat
     errors = [_rel(o, r) for o, r in zip(tt.outputs_nhwc(), reference)]
     if max(errors) > AGREE[dtype]:
       raise AssertionError(f"torch on {shape} {dtype} disagrees with {impls[0]}: {errors}")
-    for p in passes:
+    for p in (p for p in passes if p in DEFAULT_PASSES):
       candidates[("torch", p)] = getattr(tt, p)
       info[("torch", p)] = {"rel_err_vs_" + impls[0]: max(errors)}
   a = jnp.ones((MATMUL_N, MATMUL_N), dtype)
@@ -303,7 +307,8 @@ def main(argv=None) -> dict:
   p.add_argument("--dtypes", default="float32,bfloat16")
   p.add_argument("--impls", default=",".join(conv.IMPLEMENTATIONS),
                  help="conv2d implementations; the first is the reference of the check")
-  p.add_argument("--passes", default=",".join(PASSES))
+  p.add_argument("--passes", default=",".join(DEFAULT_PASSES),
+                 help=f"any of {', '.join(PASSES)}")
   p.add_argument("--padding", default="SAME")
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
