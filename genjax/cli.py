@@ -36,6 +36,7 @@ def _cmd_train(args, overrides) -> int:
   from genjax import configs
   from genjax.train import distributed, loop
   config = configs.load(args.config, overrides)
+  configs.require_kind(config, "diffusion", args.config)
   distributed.initialize(distributed.DistributedSettings.from_args_and_env(
       enabled=args.distributed, coordinator_address=args.coordinator,
       num_processes=args.num_processes, process_id=args.process_id,
@@ -117,7 +118,9 @@ def _cmd_train_comic(args, overrides) -> int:
   import json
   from genjax import configs
   from genjax.apps.comic.train_translator import train_translator
-  result = train_translator(configs.load(args.config, overrides), args.workdir)
+  config = configs.load(args.config, overrides)
+  configs.require_kind(config, "translator", args.config)
+  result = train_translator(config, args.workdir)
   print(json.dumps(result, indent=1))
   return 0
 

@@ -95,6 +95,21 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides) -> None:
     node[leaf] = _convert(key, old, new)
 
 
+# What a config trains, by the section only that kind has, and the command that trains it.
+_KINDS = {"diffusion": ("diffusion", "genjax train"), "translator": ("loss", "genjax train-comic")}
+
+
+def require_kind(config: ml_collections.ConfigDict, kind: str, name: str) -> None:
+  """Raises ConfigError unless `config` (called `name` in the message) is a `kind` config:
+  "diffusion" (genjax train) or "translator" (genjax train-comic)."""
+  section, _ = _KINDS[kind]
+  if section in config:
+    return
+  hints = "".join(f"; it is a {k} config: train it with `{command}`"
+                  for k, (s, command) in _KINDS.items() if s in config)
+  raise ConfigError(f"config {name!r} is not a {kind} config (no {section!r} section){hints}")
+
+
 def load(name_or_path: str = "tiny", overrides=()) -> ml_collections.ConfigDict:
   """Loads, overrides and locks a config."""
   config = _module(name_or_path).get_config()

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from genjax import cli
@@ -23,6 +22,16 @@ def test_unknown_config_key(tmp_path, capsys):
 def test_wrong_type(tmp_path, capsys):
   code, err = _main(capsys, "train", f"--workdir={tmp_path}", "--config.train.num_steps=many")
   assert code != 0 and "train.num_steps" in err
+
+
+def test_a_config_of_the_other_kind_is_refused_before_any_output(tmp_path, capsys):
+  code, err = _main(capsys, "train", "--config=comic_tiny", f"--workdir={tmp_path / 'a'}")
+  assert code != 0 and "'comic_tiny' is not a diffusion config" in err
+  assert "genjax train-comic" in err
+  code, err = _main(capsys, "train-comic", "--config=tiny", f"--workdir={tmp_path / 'b'}")
+  assert code != 0 and "'tiny' is not a translator config" in err
+  assert "`genjax train`" in err
+  assert not list(tmp_path.iterdir())
 
 
 def test_empty_folder(tmp_path, capsys):
