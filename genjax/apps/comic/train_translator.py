@@ -24,6 +24,8 @@ compiled call (lax.scan), jitted once with the state donated.
 
 workdir/: config.json, checkpoints/ (Orbax, the whole state), translator/ (the EMA
 generator for genjax comic --model), log.jsonl, eval.json, samples.png.
+
+Photo pools, crops and knobs: translator_data; targets and loss terms: translator_losses.
 """
 
 import dataclasses
@@ -40,22 +42,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from PIL import Image
 
 from genjax.apps.comic import discriminator as disc_lib
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import translator as tr
-from genjax.apps.comic.examples import procedural_photo
-from genjax.apps.comic.styles import STYLES, _smooth
-from genjax.data.decode import ImageDecodeError, load_rgb
-from genjax.data.folder import scan_folder
-from genjax.image import cartoon_reps, color, quantize, screentone
-from genjax.image.box_filter import as_bhwc, box_filter, per_image
+from genjax.apps.comic.translator_data import (folder_pool, heldout_photos, photo_pool,
+                                               sample_crops, sample_knobs)
+from genjax.apps.comic.translator_losses import (content, grad_l1, paired_losses,
+                                                 render_targets, representations)
+from genjax.image import cartoon_reps
 from genjax.train.optimizer import make_optimizer
 
 log = logging.getLogger("genjax.comic")
 
-HELDOUT_OFFSET = 1_000_000  # held-out procedural photos: indices from here on
 # PRNG of training: XLA:CPU compiles threefry's unrolled rounds slowly (the generator's
 # init: 5.6 s with threefry, 0.7 s with rbg); batches need no cross-version stability.
 RNG_IMPL = "rbg"
@@ -147,107 +146,6 @@ def create_state(key: jax.Array, settings: StepSettings, g_tx, d_tx) -> Translat
                          rng=jax.random.key_data(rng))
 
 
-# ---------------------------------------------------------------- data and targets
-
-
-def sample_crops(key: jax.Array, pool: jax.Array, batch: int, crop: int) -> jax.Array:
-  """Random crops, randomly flipped: uint8 pool [N, H, W, 3] -> float32 [B, c, c, 3] in [0, 1]."""
-  n, h, w, _ = pool.shape
-  k_idx, k_y, k_x, k_flip = jax.random.split(key, 4)
-  idx = jax.random.randint(k_idx, (batch,), 0, n)
-  ys = jax.random.randint(k_y, (batch,), 0, h - crop + 1)
-  xs = jax.random.randint(k_x, (batch,), 0, w - crop + 1)
-  crops = jax.vmap(lambda i, y, x: jax.lax.dynamic_slice(
-      pool, (i, y, x, 0), (1, crop, crop, 3))[0])(idx, ys, xs)
-  flip = jax.random.bernoulli(k_flip, 0.5, (batch,))[:, None, None, None]
-  return jnp.where(flip, crops[:, :, ::-1], crops).astype(jnp.float32) / 255.0
-
-
-def sample_knobs(key: jax.Array, config: tr.TranslatorConfig, batch: int):
-  """The style's knobs, every runtime one [B], each conditioned one uniform in its range.
-
-  tone_levels is drawn uniformly among the integers of its range.
-  """
-  base = config.default_knobs()
-  values = {}
-  for i, (name, (lo, hi)) in enumerate(zip(config.cond_knobs, config.knob_ranges)):
-    k = jax.random.fold_in(key, i)
-    if name == "tone_levels":
-      v = jnp.round(jax.random.uniform(k, (batch,), minval=lo - 0.5, maxval=hi + 0.5))
-      values[name] = jnp.clip(v, lo, hi)
-    else:
-      values[name] = jax.random.uniform(k, (batch,), minval=lo, maxval=hi)
-  # Every runtime knob as a [B] array, as the styles' layer functions expect.
-  return jax.tree.map(lambda v: per_image(v, batch), dataclasses.replace(base, **values))
-
-
-def manga_coverage(images: jax.Array, knobs) -> jax.Array:
-  """The manga screen coverage before tone_density, [B, H, W, 1] in [0, 1].
-
-  Follows styles.manga_layers step by step (its tone layer is
-  TONE_PATTERNS[...](1 - coverage * tone_density) * flat; tests/apps/comic/
-  test_translator.py checks the two agree): the translator learns this smooth map and
-  draws the screen itself. Solid black (band 0) gets 1.
-  """
-  grey = color.lightness(_smooth(images, knobs))
-  level = box_filter(grey, jnp.round(knobs.cleanup_radius).astype(jnp.int32))
-  _, band_tone = screentone.tone_bands(jnp.clip(level + as_bhwc(knobs.exposure), 0.0, 1.0),
-                                       knobs.tone_levels)
-  n = as_bhwc(jnp.maximum(jnp.round(knobs.tone_levels), 2.0))
-  return jnp.clip((1.0 - band_tone) * (n - 1.0) / jnp.maximum(n - 2.0, 1.0), 0.0, 1.0)
-
-
-def render_targets(images: jax.Array, config: tr.TranslatorConfig, knobs):
-  """Procedural layers of images (as render.render_layers, inside jit) and head targets.
-
-  Returns (layers {"ink", "flat", "tone"}, {head name: target [B, H, W, n]}).
-  """
-  style = STYLES[config.style]
-  palette = None
-  if style.uses_palette:
-    b = images.shape[0]
-    thumb = jax.image.resize(images, (b, render_lib.THUMBNAIL, render_lib.THUMBNAIL, 3),
-                             "linear", antialias=True)
-    palette = quantize.fit_palette(jnp.clip(thumb, 0.0, 1.0), knobs.n_colors,
-                                   key=jax.random.key(0), iters=knobs.kmeans_iters,
-                                   fit_pixels=render_lib.THUMBNAIL ** 2)
-  origin = jnp.zeros((images.shape[0], 2), jnp.float32)
-  layers = style.layers(images, knobs, origin=origin, palette=palette)
-  layers = {k: jnp.clip(v, 0.0, 1.0) for k, v in layers.items()}
-  if config.style == "manga":
-    heads = {"ink": layers["ink"], "paper": layers["flat"][..., :1],
-             "tone": manga_coverage(images, knobs)}
-  else:
-    heads = {"ink": layers["ink"], "flat": layers["flat"]}
-  return layers, heads
-
-
-# ---------------------------------------------------------------- losses
-
-
-def _grad_l1(a: jax.Array, b: jax.Array) -> jax.Array:
-  """Mean |d/dx (a - b)| + |d/dy (a - b)| (finite differences)."""
-  d = a - b
-  return (jnp.mean(jnp.abs(d[:, 1:] - d[:, :-1])) + jnp.mean(jnp.abs(d[:, :, 1:] - d[:, :, :-1])))
-
-
-def paired_losses(logits, pred_image, layers_t, heads_t, settings: StepSettings):
-  """dict of the paired loss terms (unweighted) for generator outputs and targets."""
-  image_t = render_lib.compose(layers_t)
-  out, i = {}, 0
-  bce = []
-  for name, n in tr.HEADS[settings.model.style]:
-    ce = optax.sigmoid_binary_cross_entropy(logits[..., i:i + n], heads_t[name])
-    if name == "tone":  # the coverage under solid black is invisible: not learned
-      ce = ce * heads_t["paper"]
-    bce.append(jnp.mean(ce))
-    i += n
-  out["layers"] = sum(bce)
-  out["image_l1"] = jnp.mean(jnp.abs(pred_image - image_t))
-  out["edge"] = _grad_l1(color.lightness(pred_image), color.lightness(image_t))
-  return out, image_t
-
-
 def _disc_apply(settings, disc, name, x, *, update_stats):
   variables = {"params": disc["params"][name], "batch_stats": disc["batch_stats"][name]}
   if update_stats:
@@ -255,23 +153,6 @@ def _disc_apply(settings, disc, name, x, *, update_stats):
                                                  mutable=["batch_stats"])
     return logits, new["batch_stats"]
   return settings.discriminator().apply(variables, x, update_stats=False), None
-
-
-def _representations(images, key, settings: StepSettings) -> dict[str, jax.Array]:
-  """Grayscale inputs of each discriminator."""
-  reps = {}
-  if "image" in settings.disc_names:
-    reps["image"] = disc_lib.to_gray(images)
-  if "surface" in settings.disc_names:
-    reps["surface"] = disc_lib.to_gray(cartoon_reps.surface(images))
-  if "texture" in settings.disc_names:
-    reps["texture"] = cartoon_reps.texture(images, key=key)
-  return reps
-
-
-def _content(images: jax.Array, style: str, radius: int) -> jax.Array:
-  x = images if STYLES[style].uses_palette else color.lightness(images)
-  return box_filter(x, radius)
 
 
 def train_step(state: TranslatorState, photos: jax.Array, comics: jax.Array | None, *,
@@ -312,16 +193,16 @@ def train_step(state: TranslatorState, photos: jax.Array, comics: jax.Array | No
           jnp.mean(jnp.square(pred - image_t), axis=(1, 2, 3)) + 1e-10))
     weights = {"image": settings.adversarial, "surface": settings.surface,
                "texture": settings.texture}
-    for name, rep in _representations(pred, k_tex, settings).items():
+    for name, rep in representations(pred, k_tex, settings).items():
       logits_d, _ = _disc_apply(settings, state.disc, name, rep, update_stats=False)
       terms[f"g_{name}"] = gan_g(logits_d)
       total += weights[name] * terms[f"g_{name}"]
     if settings.mode == "unpaired":
       structure = cartoon_reps.structure(jax.lax.stop_gradient(pred))
       terms["structure"] = jnp.mean(jnp.abs(pred - structure))
-      terms["content"] = jnp.mean(jnp.abs(_content(pred, cfg.style, settings.content_radius)
-                                          - _content(x, cfg.style, settings.content_radius)))
-      terms["tv"] = _grad_l1(pred, jnp.zeros_like(pred))
+      terms["content"] = jnp.mean(jnp.abs(content(pred, cfg.style, settings.content_radius)
+                                          - content(x, cfg.style, settings.content_radius)))
+      terms["tv"] = grad_l1(pred, jnp.zeros_like(pred))
       total += (settings.structure * terms["structure"] + settings.content * terms["content"]
                 + settings.tv * terms["tv"])
     terms["loss"] = total
@@ -338,9 +219,9 @@ def train_step(state: TranslatorState, photos: jax.Array, comics: jax.Array | No
 
   disc, disc_opt_state = state.disc, state.disc_opt_state
   if settings.disc_names:
-    fake_reps = _representations(jax.lax.stop_gradient(pred), k_tex, settings)
+    fake_reps = representations(jax.lax.stop_gradient(pred), k_tex, settings)
     real_images = real if settings.mode == "unpaired" else render_lib.compose(layers_t)
-    real_reps = _representations(real_images, k_tex, settings)
+    real_reps = representations(real_images, k_tex, settings)
 
     def d_loss(dparams):
       stats, total, terms = {}, 0.0, {}
@@ -377,116 +258,7 @@ def multi_step(state, photos, comics, *, num_steps: int, **kwargs):
   return state, jax.tree.map(jnp.mean, metrics)
 
 
-# ---------------------------------------------------------------- data pools
-
-
-def _cover(photo: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  """Resize (Pillow, antialiased) so it covers size, then centre-crop: uint8 [h, w, 3]."""
-  h, w = size
-  ph, pw = photo.shape[:2]
-  s = max(h / ph, w / pw)
-  nh, nw = max(h, round(ph * s)), max(w, round(pw * s))
-  im = Image.fromarray(photo).resize((nw, nh), Image.Resampling.LANCZOS)
-  top, left = (nh - h) // 2, (nw - w) // 2
-  return np.asarray(im)[top:top + h, left:left + w]
-
-
-def folder_pool(folder, size, *, max_images: int, max_pixels: int) -> np.ndarray:
-  """uint8 [N, h, w, 3] of up to max_images images of a folder (recursive, sorted)."""
-  index = scan_folder(folder, class_labels=False, max_pixels=max_pixels, validate="header")
-  out = []
-  for path in index.files[:max_images]:
-    try:
-      out.append(_cover(load_rgb(path, max_pixels=max_pixels), size))
-    except ImageDecodeError as e:
-      log.warning("skipping %s", e)
-  if not out:
-    raise ValueError(f"image folder {folder} holds no decodable image")
-  return np.stack(out)
-
-
-def procedural_pool(indices, size) -> np.ndarray:
-  h, w = size
-  return np.stack([procedural_photo(int(i), height=h, width=w) for i in indices])
-
-
-def skimage_photo(name: str) -> np.ndarray:
-  """uint8 [H, W, 3] of a photo bundled with scikit-image (grey ones stacked to RGB)."""
-  from genjax.apps.comic import examples
-  if not examples.have_skimage():
-    raise ValueError("scikit-image photos need scikit-image (pip install "
-                     "genjax-engine[examples])")
-  import skimage.data
-  if not hasattr(skimage.data, name):
-    raise ValueError(f"scikit-image has no sample image {name!r}")
-  a = np.asarray(getattr(skimage.data, name)())
-  if a.dtype != np.uint8 or a.ndim not in (2, 3):
-    raise ValueError(f"scikit-image sample {name!r} is not a uint8 photo ({a.dtype}, {a.shape})")
-  return np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a[..., :3]
-
-
-def skimage_pool(names, size) -> np.ndarray:
-  """Non-overlapping size tiles of scikit-image photos at their own resolution.
-
-  Tiles rather than resized photos: lines and textures keep the scale of real photos.
-  """
-  h, w = size
-  tiles = []
-  for name in names:
-    photo = skimage_photo(name)
-    if photo.shape[0] < h or photo.shape[1] < w:
-      photo = _cover(photo, (max(h, photo.shape[0]), max(w, photo.shape[1])))
-    for top in range(0, photo.shape[0] - h + 1, h):
-      for left in range(0, photo.shape[1] - w + 1, w):
-        tiles.append(photo[top:top + h, left:left + w])
-  return np.stack(tiles)
-
-
-def photo_pool(config) -> np.ndarray:
-  """uint8 [N, h, w, 3] training photos from the comma-separated data.source list."""
-  d = config.data
-  size = tuple(d.photo_size)
-  if d.crop_size > min(size):
-    raise ValueError(f"data.crop_size {d.crop_size} is larger than data.photo_size {size}")
-  pools = []
-  for source in (s.strip() for s in d.source.split(",")):
-    if source == "procedural":
-      pools.append(procedural_pool(range(d.num_photos), size))
-    elif source == "skimage":
-      overlap = sorted(set(d.skimage_photos) & set(d.heldout_skimage))
-      if overlap:
-        raise ValueError(f"data.skimage_photos and data.heldout_skimage share {overlap}")
-      pools.append(skimage_pool(d.skimage_photos, size))
-    elif source == "folder":
-      if not d.path:
-        raise ValueError("data.source 'folder' needs data.path")
-      pools.append(folder_pool(d.path, size, max_images=d.max_images,
-                               max_pixels=d.max_image_pixels))
-    else:
-      raise ValueError(f"data.source entries must be 'procedural', 'skimage' or 'folder', "
-                       f"got {source!r} (in {d.source!r})")
-  return np.concatenate(pools)
-
-
 # ---------------------------------------------------------------- evaluation
-
-
-def heldout_photos(config) -> dict[str, list[np.ndarray]]:
-  """Photos never in a training pool, uint8 [H, W, 3], by group.
-
-  "procedural": data.heldout landscapes of data.heldout_size; "skimage": the
-  data.heldout_skimage photos at their own size (when scikit-image is installed).
-  """
-  from genjax.apps.comic import examples
-  d = config.data
-  out = {}
-  if d.heldout:
-    out["procedural"] = list(procedural_pool(range(HELDOUT_OFFSET, HELDOUT_OFFSET + d.heldout),
-                                             tuple(d.heldout_size)))
-  if d.heldout_skimage and examples.have_skimage():
-    out["skimage"] = [skimage_photo(name) for name in d.heldout_skimage]
-  return out
-
 
 def evaluate(translator: tr.Translator, photos, *, seed: int = 0) -> dict[str, float]:
   """Mean PSNR (dB) of the translator against the procedural renderer, photo by photo.

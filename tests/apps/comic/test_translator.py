@@ -15,6 +15,8 @@ from genjax.apps.comic import discriminator as disc_lib
 from genjax.apps.comic import render
 from genjax.apps.comic import train_translator as train_lib
 from genjax.apps.comic import translator as tr
+from genjax.apps.comic import translator_data as data_lib
+from genjax.apps.comic import translator_losses as losses_lib
 from genjax.apps.comic.examples import procedural_photo
 from genjax.apps.comic.styles import TONE_PATTERNS
 
@@ -140,8 +142,8 @@ def test_translate_photo_tiled_equals_whole(translator):
 
 def test_manga_coverage_reproduces_the_renderers_tone():
   x = jnp.asarray(np.stack([photo(48, 64, 0), photo(48, 64, 3)]) / 255.0, jnp.float32)
-  knobs = train_lib.sample_knobs(train_lib.make_key(0), CFG, 2)
-  layers, heads = jax.jit(functools.partial(train_lib.render_targets, config=CFG))(x, knobs=knobs)
+  knobs = data_lib.sample_knobs(train_lib.make_key(0), CFG, 2)
+  layers, heads = jax.jit(functools.partial(losses_lib.render_targets, config=CFG))(x, knobs=knobs)
   expected = render.render_layers(x, "manga", jax.tree.map(np.asarray, knobs))
   for name in ("ink", "flat", "tone"):
     np.testing.assert_allclose(layers[name], expected[name], atol=1e-5)
@@ -197,7 +199,7 @@ def _setup(overrides=()):
 @pytest.mark.slow  # compiles SLIC, guided filters and two discriminators: ~15 s cold
 def test_unpaired_step_updates_both_players():
   config, state, step = _setup(["train.mode=unpaired"])
-  photos = jnp.asarray(train_lib.procedural_pool(range(4), (48, 48)))
+  photos = jnp.asarray(data_lib.procedural_pool(range(4), (48, 48)))
   comics = jnp.asarray(np.random.default_rng(0).integers(0, 256, (3, 48, 48, 3), np.uint8))
   new, metrics = step(state, photos, comics)
   for name in ("g_surface", "g_texture", "d_surface", "d_texture", "structure", "content"):
@@ -241,17 +243,17 @@ def test_photo_pool_sources_and_errors():
   pytest.importorskip("skimage")
   config = configs.load("genjax/configs/comic_tiny.py", list(TINY) + [
       "data.source=procedural, skimage", "data.skimage_photos=('text',)"])
-  pool = train_lib.photo_pool(config)
+  pool = data_lib.photo_pool(config)
   # 8 procedural photos + the 3 x 9 whole 48 x 48 tiles of the 172 x 448 "text" photo.
   assert pool.shape == (8 + 27, 48, 48, 3) and pool.dtype == np.uint8
   import skimage.data
   np.testing.assert_array_equal(pool[8, ..., 0], skimage.data.text()[:48, :48])
   with pytest.raises(ValueError, match="share \\['astronaut'\\]"):
-    train_lib.photo_pool(configs.load("genjax/configs/comic_tiny.py", list(TINY) + [
+    data_lib.photo_pool(configs.load("genjax/configs/comic_tiny.py", list(TINY) + [
         "data.source=skimage", "data.skimage_photos=('astronaut',)",
         "data.heldout_skimage=('astronaut',)"]))
   with pytest.raises(ValueError, match="entries must be .* got 'photos'"):
-    train_lib.photo_pool(configs.load("genjax/configs/comic_tiny.py",
+    data_lib.photo_pool(configs.load("genjax/configs/comic_tiny.py",
                                       list(TINY) + ["data.source=photos"]))
 
 
