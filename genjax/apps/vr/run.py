@@ -5,7 +5,7 @@
 
 Modes:
   panorama  out/<stem>.jpg, a 360 x 180 photo sphere grown around the photo by the
-            panorama run in `workdir` (genjax.apps.vr.panorama), with out/<stem>.html
+            panorama run in `workdir` (genjax.apps.vr.outpainting), with out/<stem>.html
             (a standalone viewer) when html; the seam scores are in result.seams.
   stereo    out/<stem>_sbs.jpg, _ou.jpg, _anaglyph.jpg, .vr.jpg and _holes.png: the right
             eye rendered from the photo and its depth (genjax.apps.vr.stereo), its
@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from genjax.apps.vr import outputs, panorama, stereo
+from genjax.apps.vr import hole_filling, outpainting, outputs, photo_placement, stereo
 from genjax.data import procedural
 from genjax.data.decode import ImageDecodeError
 from genjax.image import io as image_io
@@ -147,18 +147,18 @@ def depth_for(path: pathlib.Path, photo: np.ndarray, depth, *, near: float = 1.0
 
 def stereo_pair(photo: np.ndarray, depth_m: np.ndarray, hfov_deg: float, *,
                 baseline: float = DEFAULT_BASELINE, convergence: float | None = None,
-                pm: panorama.PanoramaModel | None = None, key: jax.Array | None = None,
+                pm: outpainting.PanoramaModel | None = None, key: jax.Array | None = None,
                 steps: int = 50):
   """(left, right, holes): the photo as the left eye, the right eye by depth-image-based
   rendering, float32 [H, W, 3] in [0, 1] and holes [H, W] bool. With a run `pm`, the holes
-  are inpainted by its sampler (panorama.fill_holes); else the stopgap of
+  are inpainted by its sampler (hole_filling.fill_holes); else the stopgap of
   stereo.warp_to_right_eye (each hole copies the farther side of its row) stays."""
   left = photo.astype(np.float32) / 255.0 if photo.dtype == np.uint8 else photo
-  f = panorama.focal_px(photo.shape[:2], hfov_deg)
+  f = photo_placement.focal_px(photo.shape[:2], hfov_deg)
   right, holes = _warp(left, depth_m, baseline=baseline, focal_px=f, convergence=convergence)
   right, holes = np.asarray(right), np.asarray(holes)
   if pm is not None and holes.any():
-    right = panorama.fill_holes(right, holes, pm, key=key if key is not None else
+    right = hole_filling.fill_holes(right, holes, pm, key=key if key is not None else
                                 jax.random.key(0), steps=steps)
   return left, right, holes
 
@@ -169,15 +169,15 @@ def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sample
   if path.resolve() in {stem.with_name(stem.name + s).resolve() for s in (".jpg", ".html")}:
     raise ValueError(f"{path}: the output would overwrite this input; choose another -o")
   bar.set_postfix_str(f"{path.name}: reading")
-  photo = panorama.load_photo(path, max_pixels=max_image_pixels)
-  hfov, _ = panorama.photo_hfov(path, photo.shape[:2], fov)
+  photo = photo_placement.load_photo(path, max_pixels=max_image_pixels)
+  hfov, _ = photo_placement.photo_hfov(path, photo.shape[:2], fov)
   depth_m = None
   if mode in ("stereo", "both"):   # read the depth first: a bad one fails before any output
     depth_m = depth_for(path, photo, depth, near=near, far=far)
   if mode in ("panorama", "both"):
     bar.set_postfix_str(f"{path.name}: outpainting")
-    placement = panorama.Placement(hfov, pitch_deg=pitch, roll_deg=roll)
-    res = panorama.photo_to_panorama(photo, pm, key=key, placement=placement,
+    placement = photo_placement.Placement(hfov, pitch_deg=pitch, roll_deg=roll)
+    res = outpainting.photo_to_panorama(photo, pm, key=key, placement=placement,
                                      out_height=out_height, steps=steps, sampler=sampler,
                                      rotate=rotate)
     bar.set_postfix_str(f"{path.name}: writing")
@@ -220,7 +220,7 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     html: write the standalone viewer beside each panorama.
     workdir: a panorama run folder (genjax train --config=panorama_tiny / panorama);
       required for panorama and both; optional for stereo (hole filling).
-    steps, sampler, rotate, seed: the outpainting sampler (see panorama.outpaint); input i
+    steps, sampler, rotate, seed: the outpainting sampler (see outpainting.outpaint); input i
       uses fold_in(key(seed), i).
     out_height: panorama height (None: the photo's resolution, at most 8192 wide).
     depth, near, far, baseline, convergence: stereo (see the module docstring and
@@ -229,12 +229,12 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
       workdir), "stopgap" (background extension), "auto" (model when workdir is given).
     max_image_pixels: larger inputs are refused (decompression bombs).
   Returns:
-    VrResult. Raises ValueError (panorama.PanoramaError) or FileNotFoundError before
+    VrResult. Raises ValueError (photo_placement.PanoramaError) or FileNotFoundError before
     writing anything for a bad argument or run folder.
   """
   if mode not in MODES:
     raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-  panorama.Placement(hfov_deg=panorama.DEFAULT_HFOV if fov is None else float(fov),
+  photo_placement.Placement(hfov_deg=photo_placement.DEFAULT_HFOV if fov is None else float(fov),
                      pitch_deg=float(pitch), roll_deg=float(roll))   # validates the angles
   if not isinstance(steps, int) or steps < 1:
     raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
@@ -256,9 +256,9 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     if workdir is None:
       raise ValueError(f"mode {mode!r} needs a panorama run (workdir=, e.g. from "
                        "`genjax train --config=panorama_tiny --workdir RUN`)")
-    pm = panorama.load_panorama_model(workdir)
+    pm = outpainting.load_panorama_model(workdir)
   elif workdir is not None:
-    pm = panorama.load_panorama_model(workdir, equirect=False)
+    pm = outpainting.load_panorama_model(workdir, equirect=False)
   out = pathlib.Path(out)
   result = VrResult()
   files = collect_inputs(inputs, result)

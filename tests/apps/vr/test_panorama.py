@@ -1,4 +1,5 @@
-"""Photo -> 360 panorama (genjax/apps/vr/panorama.py) and the panorama model's training loss.
+"""Photo -> 360 panorama (genjax/apps/vr: photo_placement, outpainting, hole_filling) and
+the panorama model's training loss.
 
 The latitude-weighted loss (genjax/train/step.py with train.latitude_weighting) is tested
 here beside the panorama configs that turn it on.
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from genjax import configs, diffusion
-from genjax.apps.vr import panorama
+from genjax.apps.vr import hole_filling, outpainting, photo_placement
 from genjax.data.decode import ImageDecodeError
 from genjax.diffusion import loss as loss_lib
 from genjax.image import projections
@@ -105,7 +106,7 @@ def _jpeg_with_exif(path, hw, tags):
 def test_hfov_from_35mm_equivalent_focal_length(tmp_path):
   # A 3:2 photo at 28 mm (35 mm equivalent) spans the 36 mm frame width: 2 atan(18 / 28).
   path = _jpeg_with_exif(tmp_path / "a.jpg", (64, 96), {0xA405: 28})
-  hfov, how = panorama.photo_hfov(path, (64, 96))
+  hfov, how = photo_placement.photo_hfov(path, (64, 96))
   assert how == "exif_35mm"
   assert hfov == pytest.approx(math.degrees(2 * math.atan(18 / 28)), abs=1e-6)
 
@@ -114,26 +115,26 @@ def test_hfov_from_focal_length_and_sensor(tmp_path):
   # 4 mm lens, 1000 sensor pixels per cm, a 96-pixel wide sensor image -> f = 400 px.
   tags = {0x920A: 4.0, 0xA20E: 1000.0, 0xA210: 3, 0xA002: 96}
   path = _jpeg_with_exif(tmp_path / "b.jpg", (64, 96), tags)
-  hfov, how = panorama.photo_hfov(path, (64, 96))
+  hfov, how = photo_placement.photo_hfov(path, (64, 96))
   assert how == "exif_focal_plane"
   assert hfov == pytest.approx(math.degrees(2 * math.atan(48 / 400)), abs=1e-6)
   # The same photo resized to half: the field of view does not change.
-  hfov_half, _ = panorama.photo_hfov(path, (32, 48))
+  hfov_half, _ = photo_placement.photo_hfov(path, (32, 48))
   assert hfov_half == pytest.approx(hfov, abs=1e-6)
 
 
 def test_hfov_given_or_default(tmp_path):
   path = _jpeg_with_exif(tmp_path / "c.jpg", (64, 96), {})
-  assert panorama.photo_hfov(path, (64, 96)) == (panorama.DEFAULT_HFOV, "default")
-  assert panorama.photo_hfov(path, (64, 96), 75.0) == (75.0, "given")
+  assert photo_placement.photo_hfov(path, (64, 96)) == (photo_placement.DEFAULT_HFOV, "default")
+  assert photo_placement.photo_hfov(path, (64, 96), 75.0) == (75.0, "given")
 
 
 @pytest.mark.parametrize("fov", [0.0, -10.0, 180.0, 200.0, float("nan")])
 def test_extreme_field_of_view_is_refused(fov):
-  with pytest.raises(panorama.PanoramaError, match="degrees|finite"):
-    panorama.Placement(hfov_deg=fov)
-  with pytest.raises(panorama.PanoramaError):
-    panorama.photo_hfov(None, (64, 96), fov)
+  with pytest.raises(photo_placement.PanoramaError, match="degrees|finite"):
+    photo_placement.Placement(hfov_deg=fov)
+  with pytest.raises(photo_placement.PanoramaError):
+    photo_placement.photo_hfov(None, (64, 96), fov)
 
 
 def test_unreadable_and_tiny_photos_are_refused(tmp_path):
@@ -141,11 +142,11 @@ def test_unreadable_and_tiny_photos_are_refused(tmp_path):
   bad = tmp_path / "broken.jpg"
   bad.write_bytes(b"not a jpeg at all")
   with pytest.raises(ImageDecodeError, match="broken.jpg"):
-    panorama.load_photo(bad)
+    photo_placement.load_photo(bad)
   tiny = tmp_path / "tiny.png"
   Image.new("RGB", (40, 12)).save(tiny)
-  with pytest.raises(panorama.PanoramaError, match=r"tiny.png: 40x12 pixels is too small"):
-    panorama.load_photo(tiny)
+  with pytest.raises(photo_placement.PanoramaError, match=r"tiny.png: 40x12 pixels is too small"):
+    photo_placement.load_photo(tiny)
 
 
 # ---- geometry: placement, window, upsampling ------------------------------------------------
@@ -158,10 +159,10 @@ def _project(photo, placement, out_height, window=None):
 
 @pytest.mark.parametrize("pitch, roll", [(0.0, 0.0), (25.0, -10.0), (80.0, 30.0), (-70.0, 0.0)])
 def test_photo_window_holds_every_photo_pixel(pitch, roll):
-  placement = panorama.Placement(hfov_deg=70.0, pitch_deg=pitch, roll_deg=roll)
+  placement = photo_placement.Placement(hfov_deg=70.0, pitch_deg=pitch, roll_deg=roll)
   photo = np.ones((40, 60, 3), np.float32)
   _, full = _project(photo, placement, 48)
-  top, left, rows, cols = panorama.photo_window((40, 60), placement, 48)
+  top, left, rows, cols = photo_placement.photo_window((40, 60), placement, 48)
   inside = np.zeros_like(full)
   inside[top:top + rows, left:left + cols] = True
   assert full.any() and not (full & ~inside).any()
@@ -171,10 +172,10 @@ def test_photo_window_holds_every_photo_pixel(pitch, roll):
 
 
 def test_place_on_grid_keeps_fully_covered_pixels_with_their_mean():
-  placement = panorama.Placement(hfov_deg=90.0)
+  placement = photo_placement.Placement(hfov_deg=90.0)
   photo = np.zeros((60, 80, 3), np.float32)
   photo[..., 0] = np.linspace(0, 1, 80)[None, :]
-  known, keep = panorama.place_on_grid(photo, placement, (16, 32))
+  known, keep = photo_placement.place_on_grid(photo, placement, (16, 32))
   # 90 degrees wide at the front: columns 12..19 hold longitudes -45..+45.
   cols = np.nonzero(keep.any(0))[0]
   assert cols.min() >= 12 and cols.max() <= 19 and keep.sum() >= 12
@@ -189,25 +190,25 @@ def test_upsample_reproduces_band_limited_rows_and_has_no_special_longitude():
   x = (np.arange(w) + 0.5) / w * 2 * np.pi
   X = (np.arange(2 * out) + 0.5) / (2 * out) * 2 * np.pi
   src = np.broadcast_to((0.5 + 0.3 * np.cos(2 * x + 0.4))[None, :, None], (h, w, 3))
-  up = panorama.upsample_equirect(src, out)
+  up = photo_placement.upsample_equirect(src, out)
   assert up.shape == (out, 2 * out, 3)
   # Frequency 2 is below the taper (half the band): reproduced exactly at the new centres.
   np.testing.assert_allclose(up[5, :, 1], 0.5 + 0.3 * np.cos(2 * X + 0.4), atol=1e-5)
   # Turning the source by k columns turns the result by k * (out / h) columns.
   rng = np.random.default_rng(0)
   noise = rng.uniform(size=(h, w, 3)).astype(np.float32)
-  np.testing.assert_allclose(panorama.upsample_equirect(np.roll(noise, 3, axis=1), out),
-                             np.roll(panorama.upsample_equirect(noise, out), 12, axis=1),
+  np.testing.assert_allclose(photo_placement.upsample_equirect(np.roll(noise, 3, axis=1), out),
+                             np.roll(photo_placement.upsample_equirect(noise, out), 12, axis=1),
                              atol=1e-5)
   # Constant in, constant out (the pole padding adds nothing).
-  np.testing.assert_allclose(panorama.upsample_equirect(np.full((h, w, 3), 0.25), out), 0.25,
+  np.testing.assert_allclose(photo_placement.upsample_equirect(np.full((h, w, 3), 0.25), out), 0.25,
                              atol=1e-6)
 
 
 def test_upsampled_white_noise_has_no_seam():
   rng = np.random.default_rng(1)
   noise = rng.uniform(size=(64, 16, 32, 3)).astype(np.float32)
-  up = np.stack([panorama.upsample_equirect(n, 64) for n in noise])
+  up = np.stack([photo_placement.upsample_equirect(n, 64) for n in noise])
   ratio = float(np.mean(seam_scores(up).column_ratio))
   assert 0.9 < ratio < 1.1, ratio
 
@@ -217,7 +218,7 @@ def test_upsampled_white_noise_has_no_seam():
 
 @pytest.fixture(scope="module")
 def pm(pano_run):
-  return panorama.load_panorama_model(pano_run)
+  return outpainting.load_panorama_model(pano_run)
 
 
 def _landscape_photo(index=1_000_003, hw=(48, 64), hfov=60.0, pitch=0.0):
@@ -236,9 +237,9 @@ SEEDS = range(8)
 def panoramas(pm):
   """Eight panoramas (seeds 0..7) of one photo at 64x128."""
   photo = _landscape_photo()
-  placement = panorama.Placement(hfov_deg=60.0)
+  placement = photo_placement.Placement(hfov_deg=60.0)
   return photo, placement, [
-      panorama.photo_to_panorama(photo, pm, key=jax.random.key(seed), placement=placement,
+      outpainting.photo_to_panorama(photo, pm, key=jax.random.key(seed), placement=placement,
                                  out_height=64, steps=20) for seed in SEEDS]
 
 
@@ -287,7 +288,7 @@ def test_generated_panoramas_have_no_seam(panoramas):
 @pytest.mark.slow
 def test_photo_pixels_are_preserved(panoramas):
   photo, placement, results = panoramas
-  rgb, alpha, (top, left, rows, cols) = panorama.warp_photo(photo, placement, 64)
+  rgb, alpha, (top, left, rows, cols) = photo_placement.warp_photo(photo, placement, 64)
   inner = alpha > 1 - 1e-6
   assert inner.sum() > 100
   for r in results:
@@ -300,17 +301,17 @@ def test_photo_pixels_are_preserved(panoramas):
     err = np.abs(view - photo.astype(np.float32) / 255.0)[6:-6, 6:-6]
     assert err.mean() < 0.03, err.mean()
     # The model's own output keeps its known pixels exactly.
-    known, keep = panorama.place_on_grid(photo, placement, (16, 32))
+    known, keep = photo_placement.place_on_grid(photo, placement, (16, 32))
     np.testing.assert_allclose(r.generated[keep], known[keep], atol=1e-5)
 
 
 @pytest.mark.slow
 def test_rotations_change_the_sample_but_not_the_kept_pixels(pm):
   photo = _landscape_photo()
-  placement = panorama.Placement(hfov_deg=60.0)
+  placement = photo_placement.Placement(hfov_deg=60.0)
   kw = dict(key=jax.random.key(0), placement=placement, out_height=32, steps=20)
-  a = panorama.photo_to_panorama(photo, pm, rotate=True, **kw)
-  b = panorama.photo_to_panorama(photo, pm, rotate=False, **kw)
+  a = outpainting.photo_to_panorama(photo, pm, rotate=True, **kw)
+  b = outpainting.photo_to_panorama(photo, pm, rotate=False, **kw)
   np.testing.assert_allclose(a.generated[a.keep], b.generated[b.keep], atol=1e-6)
   assert np.abs(a.generated - b.generated)[~a.keep].mean() > 1e-3
 
@@ -318,10 +319,10 @@ def test_rotations_change_the_sample_but_not_the_kept_pixels(pm):
 @pytest.mark.slow
 def test_pitched_and_rolled_photo_lands_where_projected(pm):
   photo = _landscape_photo(pitch=20.0)
-  placement = panorama.Placement(hfov_deg=50.0, pitch_deg=20.0, roll_deg=5.0)
-  r = panorama.photo_to_panorama(photo, pm, key=jax.random.key(3), placement=placement,
+  placement = photo_placement.Placement(hfov_deg=50.0, pitch_deg=20.0, roll_deg=5.0)
+  r = outpainting.photo_to_panorama(photo, pm, key=jax.random.key(3), placement=placement,
                                  out_height=48, steps=10)
-  rgb, alpha, (top, left, rows, cols) = panorama.warp_photo(photo, placement, 48)
+  rgb, alpha, (top, left, rows, cols) = photo_placement.warp_photo(photo, placement, 48)
   region = r.panorama[top:top + rows, left:left + cols].astype(np.float32) / 255.0
   inner = alpha > 1 - 1e-6
   assert inner.sum() > 50
@@ -330,9 +331,9 @@ def test_pitched_and_rolled_photo_lands_where_projected(pm):
 
 def test_non_two_to_one_model_is_refused():
   config = _load_config("tiny", ["data.image_size=(16, 16)"])
-  fake = panorama.PanoramaModel(config, None, None, None)
-  with pytest.raises(panorama.PanoramaError, match="not 2:1"):
-    panorama.photo_to_panorama(_landscape_photo(), fake, key=jax.random.key(0))
+  fake = outpainting.PanoramaModel(config, None, None, None)
+  with pytest.raises(photo_placement.PanoramaError, match="not 2:1"):
+    outpainting.photo_to_panorama(_landscape_photo(), fake, key=jax.random.key(0))
 
 
 # ---- hole filling -----------------------------------------------------------------------------
@@ -344,7 +345,7 @@ def test_fill_holes_changes_only_holes_and_continues_the_surroundings(pm):
   holes[5:30, 20:23] = True        # two thin disocclusion strips
   holes[10:38, 50:54] = True
   damaged = np.where(holes[..., None], 0.0, photo)
-  filled = panorama.fill_holes(damaged, holes, pm, key=jax.random.key(0), steps=10)
+  filled = hole_filling.fill_holes(damaged, holes, pm, key=jax.random.key(0), steps=10)
   assert filled.shape == photo.shape and filled.dtype == np.float32
   np.testing.assert_array_equal(filled[~holes], damaged[~holes])
   assert np.all((filled >= 0) & (filled <= 1))

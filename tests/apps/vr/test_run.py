@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from genjax import configs
-from genjax.apps.vr import panorama, run, scene, xmp
+from genjax.apps.vr import outpainting, photo_placement, run, scene, xmp
 
 CONFIG_DIR = pathlib.Path(configs.__file__).parent
 def _photo_file(path, hw=(48, 64)):
@@ -101,7 +101,7 @@ def test_non_panorama_run_is_refused(tmp_path):
   config = configs.load(str(CONFIG_DIR / "panorama_tiny.py"), ["data.image_size=(16, 16)"])
   (tmp_path / "square").mkdir()
   (tmp_path / "square" / "config.json").write_text(config.to_json())
-  with pytest.raises(panorama.PanoramaError, match="16x16 .* not 2:1"):
+  with pytest.raises(photo_placement.PanoramaError, match="16x16 .* not 2:1"):
     run.vr_files(_photo_file(tmp_path / "p.png"), tmp_path / "out", workdir=tmp_path / "square",
                  progress=False)
 
@@ -158,7 +158,7 @@ def test_stereo_holes_are_filled_by_the_run(scene_pair, pano_run):
   photo_path, depth_path, rendered_right = scene_pair
   photo = np.asarray(Image.open(photo_path))
   depth = np.load(depth_path)
-  pm = panorama.load_panorama_model(pano_run)
+  pm = outpainting.load_panorama_model(pano_run)
   _, stopgap, holes = run.stereo_pair(photo, depth, HFOV, baseline=BASELINE)
   _, filled, holes2 = run.stereo_pair(photo, depth, HFOV, baseline=BASELINE, pm=pm,
                                       key=jax.random.key(0), steps=10)
