@@ -2,9 +2,9 @@
 
 jax 0.10's XLA:CPU hands every float32 convolution to YNNPACK (the fusion type
 "individual_convolution"). YNNPACK's forward convolution and input gradient run near
-the matrix-product rate, but its weight gradient runs at 40-70% of it. With that one
+the matrix-product rate, but its weight gradient runs at 45-75% of it. With that one
 fusion type switched off, XLA's own convolution runs all three passes, the weight
-gradient at 65-100% of the matrix-product rate and the other two about as fast as
+gradient at 70-100% of the matrix-product rate and the other two about as fast as
 before (benchmarks/README.md has the table and the command). Matrix products and the
 other YNNPACK fusions are unchanged.
 
