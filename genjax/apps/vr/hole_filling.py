@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from genjax.apps.vr.outpainting import PanoramaModel, _outpaint
-from genjax.apps.vr.photo_placement import _shrink, _to_float
+from genjax.apps.vr.outpainting import PanoramaModel, outpaint_jit
+from genjax.apps.vr.photo_placement import shrink, to_float
 
 
 def _window_starts(n: int, size: int) -> np.ndarray:
@@ -57,7 +57,7 @@ def fill_holes(image, holes, pm: PanoramaModel, *, key: jax.Array, steps: int = 
     batch: windows per compiled sampler call.
   Returns: float32 [H, W, 3] in [0, 1].
   """
-  img = _to_float(image)
+  img = to_float(image)
   holes = np.asarray(holes, bool)
   if holes.shape != img.shape[:2]:
     raise ValueError(f"holes {holes.shape} must match the image {img.shape[:2]}")
@@ -67,8 +67,8 @@ def fill_holes(image, holes, pm: PanoramaModel, *, key: jax.Array, steps: int = 
   factor = max(1, math.ceil(4 * _max_run(holes) / wm))
   small, small_holes = img, holes
   if factor > 1:
-    small = _shrink(img, 1 / factor)
-    small_holes = _shrink(holes[..., None].astype(np.float32), 1 / factor)[..., 0] > 0
+    small = shrink(img, 1 / factor)
+    small_holes = shrink(holes[..., None].astype(np.float32), 1 / factor)[..., 0] > 0
   h, w = small.shape[:2]
   ph, pw = max(0, hm - h), max(0, wm - w)       # images smaller than a window: edge padding
   small = np.pad(small, ((0, ph), (0, pw), (0, 0)), mode="edge")
@@ -84,7 +84,7 @@ def fill_holes(image, holes, pm: PanoramaModel, *, key: jax.Array, steps: int = 
     crops = np.stack([small[rows[i]:rows[i] + hm, cols[j]:cols[j] + wm] for i, j in chunk])
     keep = np.stack([~small_holes[rows[i]:rows[i] + hm, cols[j]:cols[j] + wm]
                      for i, j in chunk])[..., None].astype(np.float32)
-    out = _outpaint(pm.params, jax.random.fold_in(key, start), jnp.asarray(crops * 2 - 1),
+    out = outpaint_jit(pm.params, jax.random.fold_in(key, start), jnp.asarray(crops * 2 - 1),
                     jnp.asarray(keep), model=pm.model, spec=pm.spec, steps=steps,
                     sampler=sampler, method="repaint", rotate=False, resample=resample)
     out = np.clip((np.asarray(out) + 1) / 2, 0, 1)

@@ -166,8 +166,9 @@ def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler:
   return keep * known + (1 - keep) * x
 
 
-_outpaint = jax.jit(outpaint, static_argnames=("model", "spec", "steps", "sampler", "method",
-                                               "rotate", "resample", "clip_x0"))
+# `outpaint`, compiled once per model and settings (shared with hole_filling).
+outpaint_jit = jax.jit(outpaint, static_argnames=("model", "spec", "steps", "sampler", "method",
+                                                  "rotate", "resample", "clip_x0"))
 
 
 @dataclasses.dataclass
@@ -229,7 +230,7 @@ def photo_to_panorama(photo, pm: PanoramaModel, *, key: jax.Array,
   if not keep.any():
     raise PanoramaError(f"the photo covers no whole pixel of the model's {hm}x{wm} panorama "
                         f"(field of view {placement.hfov_deg:g} degrees is too narrow for it)")
-  out = _outpaint(pm.params, key, jnp.asarray(known * 2 - 1)[None],
+  out = outpaint_jit(pm.params, key, jnp.asarray(known * 2 - 1)[None],
                   jnp.asarray(keep, jnp.float32)[None, ..., None], model=pm.model,
                   spec=pm.spec, steps=steps, sampler=sampler, rotate=rotate)
   generated = np.clip((np.asarray(out[0]) + 1) / 2, 0, 1)

@@ -140,12 +140,13 @@ def default_out_height(photo_hw: tuple[int, int], hfov_deg: float, *,
   return outputs.band_geometry(photo_hw, hfov_deg, max_width=max_width)[0]
 
 
-def _to_float(photo) -> np.ndarray:
+def to_float(photo) -> np.ndarray:
+  """uint8 [H, W, C] in 0..255 (or float) -> float32 in [0, 1]."""
   a = np.asarray(photo)
   return a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
 
 
-def _shrink(photo: np.ndarray, scale: float) -> np.ndarray:
+def shrink(photo: np.ndarray, scale: float) -> np.ndarray:
   """float [H, W, C] -> area-averaged to `scale` (< 1) of its size, per channel (Pillow 'F')."""
   h, w, c = photo.shape
   size = (max(2, round(w * scale)), max(2, round(h * scale)))
@@ -157,7 +158,7 @@ def _at_density(photo: np.ndarray, hfov_deg: float, px_per_radian: float) -> np.
   """The photo shrunk (never enlarged) so its centre has at most px_per_radian pixels per
   radian: resampling it onto a coarser sphere grid then does not alias."""
   scale = px_per_radian / focal_px(photo.shape[:2], hfov_deg)
-  return _shrink(photo, scale) if scale < 1 else photo
+  return shrink(photo, scale) if scale < 1 else photo
 
 
 def _edge_ramp(hw: tuple[int, int], width_px: float) -> np.ndarray:
@@ -187,7 +188,7 @@ def place_on_grid(photo, placement: Placement, hw: tuple[int, int]):
   Returns (known [H, W, 3] float in [0, 1], keep [H, W] bool: pixels the photo covers fully).
   """
   h, w = hw
-  photo = _at_density(_to_float(photo), placement.hfov_deg, _SUPERSAMPLE * w / (2 * math.pi))
+  photo = _at_density(to_float(photo), placement.hfov_deg, _SUPERSAMPLE * w / (2 * math.pi))
   pano, mask = _project(jnp.asarray(photo), _angles(placement), out_height=_SUPERSAMPLE * h)
   s = _SUPERSAMPLE
   pool = lambda a: np.asarray(a).reshape(h, s, w, s, -1).mean((1, 3))  # noqa: E731
@@ -237,7 +238,7 @@ def warp_photo(photo, placement: Placement, out_height: int, *, feather: float =
   alpha is 1 wherever the photo lands at least feather * (photo width) inside its border,
   ramps to 0 at the border, and is 0 outside.
   """
-  photo = _to_float(photo)
+  photo = to_float(photo)
   photo = _at_density(photo, placement.hfov_deg, 2 * out_height / (2 * math.pi))
   ramp = _edge_ramp(photo.shape[:2], feather * photo.shape[1])
   window = photo_window(photo.shape[:2], placement, out_height)
