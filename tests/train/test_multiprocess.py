@@ -97,8 +97,12 @@ def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides):
 def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides):
   workdir = tmp_path / "run"
   workdir.mkdir()
-  overrides = tiny_overrides + ["train.num_steps=100000", "train.checkpoint_every=2",
-                                "train.keep_checkpoints=10"]
+  # The restart trains to the same num_steps, so it runs the program the first launch
+  # compiled (persistent cache) instead of compiling another (num_steps sets the schedule).
+  # The kill comes right after checkpoint 2, long before step 20.
+  total = 20
+  overrides = tiny_overrides + [f"train.num_steps={total}", "train.checkpoint_every=2",
+                                "train.keep_checkpoints=20"]
   procs = _launch(workdir, _free_port(), overrides, heartbeat=5)
   deadline = time.monotonic() + 300
   while not (workdir / "checkpoints" / "2" / "_CHECKPOINT_METADATA").exists():
@@ -117,11 +121,11 @@ def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides):
 
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   last = steps[-1]
-  overrides[-3] = f"train.num_steps={last + 2}"
+  assert last < total
   codes = _wait(_launch(workdir, _free_port(), overrides), timeout=400)
   assert codes == [0, 0], workdir.with_suffix(".0.log").read_text()[-3000:]
   log0 = workdir.with_suffix(".0.log").read_text()
   assert f"at step {last}" in log0
   leftovers = [p.name for p in (workdir / "checkpoints").iterdir() if "tmp" in p.name]
   assert not leftovers
-  assert (workdir / "checkpoints" / str(last + 2) / "_CHECKPOINT_METADATA").exists()
+  assert (workdir / "checkpoints" / str(total) / "_CHECKPOINT_METADATA").exists()
