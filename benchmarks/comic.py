@@ -26,17 +26,6 @@ import numpy as np
 from benchmarks import common
 
 
-def _flops(compiled) -> float | None:
-  try:
-    cost = compiled.cost_analysis()
-  except Exception:  # pylint: disable=broad-except  (not every backend implements it)
-    return None
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else None
-  flops = (cost or {}).get("flops")
-  return float(flops) if flops and flops > 0 else None
-
-
 def _bytes(mem: dict) -> int:
   return sum(mem.get(k, 0) for k in ("argument", "output", "temp"))
 
@@ -80,7 +69,7 @@ def bench_size(tr_model, trained: bool, h: int, w: int, *, batch: int, repeats: 
   palette = render.fit_palette(images, style, knobs)
   r_comp = render._layers.lower(images, runtime, origin, palette, style=style).compile()
   t_mem, r_mem = common.memory_analysis(t_comp), common.memory_analysis(r_comp)
-  row["translator_flops_per_pixel"] = (_flops(t_comp) or 0.0) / (b * h * w)
+  row["translator_flops_per_pixel"] = (common.compiled_flops(t_comp) or 0.0) / (b * h * w)
   row["translator_bytes_per_pixel"] = _bytes(t_mem) / (b * h * w)
   row["renderer_bytes_per_pixel"] = _bytes(r_mem) / (b * h * w)
 

@@ -134,3 +134,15 @@ def time_train_steps(compiled, state, batch, steps: int) -> tuple[list[float], d
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t)
   return times, metrics
+
+
+def compiled_flops(compiled) -> float | None:
+  """XLA's FLOP count of one call, or None where the backend does not report it."""
+  try:
+    cost = compiled.cost_analysis()
+  except Exception:  # pylint: disable=broad-except  (not every backend implements it)
+    return None
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  flops = (cost or {}).get("flops")
+  return float(flops) if flops and flops > 0 else None

@@ -45,18 +45,6 @@ def ddim_step(params, x, t, t_next, *, model, spec):
   return a_s * x0_hat + s_s * eps_hat
 
 
-def _flops(compiled) -> float | None:
-  """XLA's FLOP count of one call, or None where the backend does not report it."""
-  try:
-    cost = compiled.cost_analysis()
-  except Exception:  # pylint: disable=broad-except  (not every backend implements it)
-    return None
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else None
-  flops = (cost or {}).get("flops")
-  return float(flops) if flops and flops > 0 else None
-
-
 def bench(config_name: str, *, batch: int, steps: int, repeats: int, overrides=()) -> dict:
   config = configs.load(config_name, list(overrides))
   if config.model.num_classes or config.model.cond_channels:
@@ -118,7 +106,7 @@ def bench(config_name: str, *, batch: int, steps: int, repeats: int, overrides=(
   # One step alone, waited for: the per-call time without overlapping dispatch.
   step_s = common.median(common.time_call(step_compiled, params, x_start, times[0], times[1],
                                           repeats=max(repeats, 5)))
-  step_flops = _flops(step_compiled)
+  step_flops = common.compiled_flops(step_compiled)
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))
   row = {"config": config_name, "params_m": n_params / 1e6, "batch": batch,
          "image_size": f"{h}x{w}", "sampler": "ddim", "steps": steps, "schedule":
