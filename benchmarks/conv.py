@@ -7,8 +7,8 @@ and weight gradients alone), float32 and bfloat16.
         [--padding SAME] [--repeats 5] [--no-torch] [--out benchmark_results/conv]
 
 A shape is BxHxWxCIN:COUT (or, quoted for the shell, BxHxWxCIN->COUT), optionally
-followed by /k1 (1x1 kernel; default 3x3) and /s2 (stride 2). Presets: "issue" = the three float32 shapes of issue 4; "unet" (the
-default) = those plus the other convolutions of a UNet level at resolutions 128, 64,
+followed by /k1 (1x1 kernel; default 3x3) and /s2 (stride 2). Presets: "issue" = the
+three float32 shapes of issue 4; "unet" (the default) = those plus the other convolutions of a UNet level at resolutions 128, 64,
 32 and 16 with widths 64 to 512 (the 2C->C convolution after a skip concatenation,
 a 1x1 skip projection and a stride-2 down-sampling).
 
