@@ -8,9 +8,10 @@ and weight gradients alone), float32 and bfloat16.
 
 A shape is BxHxWxCIN:COUT (or, quoted for the shell, BxHxWxCIN->COUT), optionally
 followed by /k1 (1x1 kernel; default 3x3) and /s2 (stride 2). Presets: "issue" = the
-three float32 shapes of issue 4; "unet" (the default) = those plus the other convolutions of a UNet level at resolutions 128, 64,
-32 and 16 with widths 64 to 512 (the 2C->C convolution after a skip concatenation,
-a 1x1 skip projection and a stride-2 down-sampling).
+three float32 shapes of issue 4; "unet" (the default) = those plus the other
+convolutions of a UNet level at resolutions 128, 64, 32 and 16 with widths 64 to 512
+(the 2C->C convolution after a skip concatenation, a 1x1 skip projection and a
+stride-2 down-sampling).
 
 For each shape and dtype, all programs are compiled first (outside the timers) and
 checked against the "xla" implementation (and PyTorch against it); then `--repeats`
@@ -31,6 +32,7 @@ Writes conv.json, conv.md and conv.png (GFLOP/s chart) to --out.
 import argparse
 import dataclasses
 import functools
+import importlib.util
 import os
 import pathlib
 import re
@@ -163,11 +165,7 @@ class _Torch:
 
 
 def torch_available() -> bool:
-  try:
-    import torch  # pylint: disable=import-outside-toplevel,unused-import
-  except ImportError:
-    return False
-  return True
+  return importlib.util.find_spec("torch") is not None
 
 
 def bench_shape(shape: Shape, dtype: str, *, impls, passes, padding: str, repeats: int,

@@ -5,7 +5,8 @@ stride, and on the CPU the --xla_cpu_* flags in XLA_FLAGS) to the fastest implem
 for the forward plus backward pass of that convolution. A missing entry is measured on
 first use (even while a model is being traced: the measurement compiles its own small
 programs on concrete random arrays), then written to the cache file, by default
-~/.cache/genjax/conv_autotune.json (environment variable GENJAX_AUTOTUNE_CACHE overrides). File format, version 1:
+~/.cache/genjax/conv_autotune.json (environment variable GENJAX_AUTOTUNE_CACHE
+overrides). File format, version 1:
 
     {"version": 1,
      "entries": {"<ConvKey string>": {"impl": "taps",
