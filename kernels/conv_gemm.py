@@ -16,7 +16,6 @@ with w[i]^T, then the slices and the padding folded back), the weight gradient i
 the tap-wise one of genjax.kernels.conv_taps. Accumulation is float32 throughout.
 """
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -54,24 +53,7 @@ def _forward(x: jax.Array, w: jax.Array, stride: int, mode: str) -> jax.Array:
   return y.reshape(b, ho, wo, cout)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv(x: jax.Array, w: jax.Array, stride: int, mode: str) -> jax.Array:
-  return _forward(x, w, stride, mode).astype(x.dtype)
-
-
-def _conv_fwd(x, w, stride, mode):
-  return _conv(x, w, stride, mode), (x, w)
-
-
-def _conv_bwd(stride, mode, residuals, g):
-  x, w = residuals
-  kh, kw = w.shape[:2]
-  (dx,) = jax.linear_transpose(lambda x_: _forward(x_, w, stride, mode), x)(g.astype(_F32))
-  dw = conv_taps.weight_grad(x, g, kh, kw, stride, mode)
-  return dx.astype(x.dtype), dw.astype(w.dtype)
-
-
-_conv.defvjp(_conv_fwd, _conv_bwd)
+_conv = conv_taps.with_tapwise_weight_grad(_forward)
 
 
 def conv2d_gemm(x: jax.Array, w: jax.Array, *, stride: int, pad_mode: str) -> jax.Array:

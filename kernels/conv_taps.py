@@ -68,29 +68,34 @@ def weight_grad(x: jax.Array, g: jax.Array, kh: int, kw: int, stride: int,
   return taps.reshape(kh, kw, cout, cin).transpose(0, 1, 3, 2)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv(x: jax.Array, w: jax.Array, stride: int, mode: str) -> jax.Array:
-  return _forward(x, w, stride, mode).astype(x.dtype)
+def with_tapwise_weight_grad(forward):
+  """`conv(x, w, stride, mode)` in x's dtype, computed by `forward(x, w, stride, mode)`
+  (float32, linear in x), with a custom VJP: the input gradient is the transpose of
+  `forward`, the weight gradient is `weight_grad`. Shared by the taps and gemm paths."""
+
+  @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+  def conv(x, w, stride, mode):
+    return forward(x, w, stride, mode).astype(x.dtype)
+
+  def conv_fwd(x, w, stride, mode):
+    # Residuals are the unpadded inputs: the padding is cheap to redo and would
+    # otherwise be stored for the backward pass.
+    return conv(x, w, stride, mode), (x, w)
+
+  def conv_bwd(stride, mode, residuals, g):
+    x, w = residuals
+    kh, kw = w.shape[:2]
+    # Input gradient: the transpose of the (linear in x) forward, e.g. XLA's own
+    # transposed convolution plus the transpose of any explicit padding.
+    (dx,) = jax.linear_transpose(lambda x_: forward(x_, w, stride, mode), x)(g.astype(_F32))
+    dw = weight_grad(x, g, kh, kw, stride, mode)
+    return dx.astype(x.dtype), dw.astype(w.dtype)
+
+  conv.defvjp(conv_fwd, conv_bwd)
+  return conv
 
 
-def _conv_fwd(x, w, stride, mode):
-  # Residuals are the unpadded inputs: the padding is cheap to redo and would
-  # otherwise be stored for the backward pass.
-  return _conv(x, w, stride, mode), (x, w)
-
-
-def _conv_bwd(stride, mode, residuals, g):
-  x, w = residuals
-  kh, kw = w.shape[:2]
-  # Input gradient: the transpose of the (linear in x) forward, i.e. XLA's own
-  # transposed convolution, plus the transpose of the explicit padding.
-  linear = lambda x_: _forward(x_, w, stride, mode)
-  (dx,) = jax.linear_transpose(linear, x)(g.astype(_F32))
-  dw = weight_grad(x, g, kh, kw, stride, mode)
-  return dx.astype(x.dtype), dw.astype(w.dtype)
-
-
-_conv.defvjp(_conv_fwd, _conv_bwd)
+_conv = with_tapwise_weight_grad(_forward)
 
 
 def conv2d_taps(x: jax.Array, w: jax.Array, *, stride: int, pad_mode: str) -> jax.Array:
