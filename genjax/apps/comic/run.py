@@ -25,6 +25,7 @@ from genjax.apps.comic import page as page_lib
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import tiling
 from genjax.apps.comic import translator as translator_lib
+from genjax.apps.comic import translator_tiles
 from genjax.data.decode import ImageDecodeError, load_rgb
 from genjax.image import io as image_io
 from genjax.image.io import save_image
@@ -107,13 +108,13 @@ def render_photo(photo: np.ndarray, style: str, knobs, *, tile: int | None, memo
   tile is None; otherwise in tiles of `tile` (or the largest that fits) core pixels.
   Either way the comic palette is fitted on a thumbnail of the whole photo, so the
   result does not depend on the tiling. With a translator (the neural model), it draws
-  the layers instead (translator.translate_photo: aligned tiles, exact crops).
+  the layers instead (translator_tiles.translate_photo: aligned tiles, exact crops).
   """
   photo = np.asarray(photo)
   if translator is not None:
     with tqdm(desc="tiles", unit="tile", leave=False, disable=not progress) as bar:
-      return translator_lib.translate_photo(translator, photo, knobs, tile=tile,
-                                            memory_mb=memory_mb, progress=bar.update)
+      return translator_tiles.translate_photo(translator, photo, knobs, tile=tile,
+                                              memory_mb=memory_mb, progress=bar.update)
   knobs = render_lib.make_knobs(style, knobs)
   h, w, _ = photo.shape
   palette = photo_palette(photo, style, knobs, key=key)

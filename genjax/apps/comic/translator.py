@@ -13,35 +13,27 @@ screen_angle, tone_pattern and tone_density stay free knobs at inference, and th
 the network was trained on (config.cond_knobs: line weight, tone levels, smoothing)
 enter through FiLM (per-channel scale and shift computed from the knob vector).
 
-No normalization over pixels (no batch, instance, layer or group norm): an output pixel
-depends only on the input within receptive_radius() pixels and the knobs, so a tile whose
-offset is a multiple of align() gives exactly the crop of the whole frame away from its
-border (translate_photo tiles large photos that way, without blending).
-
-Architecture (Shi et al. 2016 sub-pixel convolutions at both ends, so no convolution
-runs at full resolution): space-to-depth by `patch` -> 3x3 conv -> stride-2 convs to
-each further level -> residual blocks at the coarsest level -> per level a 3x3 conv to
-4x channels and depth-to-space, plus the encoder skip -> a 3x3 head to patch^2 outputs
-per layer channel -> depth-to-space. Every convolution goes through genjax.kernels.conv2d.
+The network (Generator, FiLM, sub-pixel convolutions) is in translator_net; whole-photo
+tiling (translate_photo) in translator_tiles. This module holds the config, the knob
+handling, translate and save/load.
 """
 
 import dataclasses
 import functools
 import json
-import math
 import pathlib
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic.styles import TONE_PATTERNS, get_style
+# TranslatorError lives in translator_net (which must not import this module); re-exported.
+from genjax.apps.comic.translator_net import Generator, TranslatorError
 from genjax.image.box_filter import as_bhwc, per_image
-from genjax.models.layers import Conv
 
 # Layer channels the generator predicts per style (sigmoid of its outputs).
 HEADS = {"comic": (("ink", 1), ("flat", 3)), "manga": (("ink", 1), ("paper", 1), ("tone", 1))}
@@ -50,10 +42,6 @@ PROCEDURAL_KNOBS = {"comic": (), "manga": ("tone_density", "tone_period", "scree
                                            "tone_pattern")}
 CONFIG_FILE = "translator.json"
 PARAMS_DIR = "params"
-
-
-class TranslatorError(ValueError):
-  """A translator file, knob or input that cannot be used; the message names it."""
 
 
 def _parse_value(text: str):
@@ -168,78 +156,6 @@ class TranslatorConfig:
   def default_knobs(self):
     """The style's knobs as the targets were rendered, fixed_knobs applied."""
     return render_lib.make_knobs(self.style, dict(self.fixed_knobs))
-
-
-def space_to_depth(x: jax.Array, r: int) -> jax.Array:
-  """[B, H, W, C] -> [B, H/r, W/r, r*r*C] (H, W divisible by r)."""
-  b, h, w, c = x.shape
-  x = x.reshape(b, h // r, r, w // r, r, c).transpose(0, 1, 3, 2, 4, 5)
-  return x.reshape(b, h // r, w // r, r * r * c)
-
-
-def depth_to_space(x: jax.Array, r: int) -> jax.Array:
-  """[B, H, W, r*r*C] -> [B, H*r, W*r, C], the inverse of space_to_depth."""
-  b, h, w, c = x.shape
-  x = x.reshape(b, h, w, r, r, c // (r * r)).transpose(0, 1, 3, 2, 4, 5)
-  return x.reshape(b, h * r, w * r, c // (r * r))
-
-
-class FiLM(nn.Module):
-  """Feature-wise affine modulation from the knob vector (Perez et al. 2018).
-
-  x [B, H, W, C] * (1 + gamma(cond)) + beta(cond), cond [B, K]. Starts as the identity.
-  Per image and per channel only: no statistic over pixels, so tiles stay exact.
-  """
-  features: int
-
-  @nn.compact
-  def __call__(self, x, cond):
-    gb = nn.Dense(2 * self.features, kernel_init=nn.initializers.zeros)(cond)
-    gamma, beta = gb[:, None, None, :self.features], gb[:, None, None, self.features:]
-    return x * (1.0 + gamma) + beta
-
-
-class ResBlock(nn.Module):
-  features: int
-  conv_impl: str | None = None
-
-  @nn.compact
-  def __call__(self, x, cond):
-    h = Conv(self.features, conv_impl=self.conv_impl)(nn.relu(x))
-    h = FiLM(self.features)(h, cond)
-    h = Conv(self.features, zero_init=True, conv_impl=self.conv_impl)(nn.relu(h))
-    return x + h
-
-
-class Generator(nn.Module):
-  """images [B, H, W, 3] in [0, 1], cond [B, K] in [-1, 1] -> logits [B, H, W, out_channels].
-
-  H and W must be multiples of config.align() (translate pads to them).
-  """
-  config: TranslatorConfig
-
-  @nn.compact
-  def __call__(self, images: jax.Array, cond: jax.Array) -> jax.Array:
-    cfg, impl = self.config, self.config.conv_impl
-    ch, p = cfg.channels, cfg.patch
-    b, h, w, _ = images.shape
-    if h % cfg.align() or w % cfg.align():
-      raise TranslatorError(f"generator input {h}x{w} must be a multiple of {cfg.align()}")
-    x = space_to_depth(images * 2.0 - 1.0, p)
-    hid = nn.relu(FiLM(ch[0])(Conv(ch[0], conv_impl=impl)(x), cond))
-    skips = [hid]
-    for c in ch[1:]:
-      hid = nn.relu(FiLM(c)(Conv(c, stride=2, conv_impl=impl)(hid), cond))
-      skips.append(hid)
-    for _ in range(cfg.num_res_blocks):
-      hid = ResBlock(ch[-1], conv_impl=impl)(hid, cond)
-    for level in reversed(range(len(ch) - 1)):
-      up = depth_to_space(Conv(4 * ch[level], conv_impl=impl)(nn.relu(hid)), 2)
-      hid = FiLM(ch[level])(up + skips[level], cond)
-    # The input beside the features: sub-pixel detail (thin lines) at no full-res cost.
-    out = Conv(p * p * cfg.out_channels, conv_impl=impl)(
-        jnp.concatenate([nn.relu(hid), x], axis=-1))
-    return depth_to_space(out, p)
 
 
 def knob_vector(config: TranslatorConfig, knobs, batch: int) -> jax.Array:
@@ -366,70 +282,6 @@ def translate(translator: Translator, images: jax.Array, knobs=None, *,
   if single:
     return render_lib.Rendering(image[0], {k: v[0] for k, v in layers.items()})
   return render_lib.Rendering(image, layers)
-
-
-# Device bytes per window pixel of a translate call on CPU (compiled.memory_analysis():
-# arguments + outputs + temporaries, benchmarks/comic.py: ~93 for channels (16, 32) at
-# 512 x 512 and 1024 x 768), with headroom for wider models.
-BYTES_PER_PIXEL = 256
-
-
-def tile_spans(n: int, core: int, halo: int) -> list[tuple[int, int, int, int]]:
-  """(core_lo, core_hi, win_lo, win_hi) covering [0, n); all windows of one size.
-
-  core and halo must be multiples of the translator's align(), and n too (pad first):
-  then every window starts on the coarsest grid and its core is an exact crop.
-  """
-  win = min(core + 2 * halo, n)
-  return [(lo, min(lo + core, n), min(max(lo - halo, 0), n - win),
-           min(max(lo - halo, 0), n - win) + win) for lo in range(0, n, core)]
-
-
-def translate_photo(translator: Translator, photo: np.ndarray, knobs=None, *,
-                    tile: int | None = None, memory_mb: float = 1024.0,
-                    progress=None) -> render_lib.Rendering:
-  """One photo (uint8 or float [H, W, 3], NumPy) -> Rendering of NumPy float32 arrays.
-
-  Whole when it fits memory_mb and tile is None; otherwise in aligned windows with a
-  halo of receptive_radius() pixels, whose cores are exact crops of the whole result
-  (no seams, no blending). Device memory is one window; host memory the uint8 photo
-  plus the float32 layers.
-  """
-  photo = np.asarray(photo)
-  if photo.ndim != 3 or photo.shape[-1] != 3:
-    raise TranslatorError(f"translate_photo expects one image [H, W, 3], got {photo.shape}")
-  scale = 1.0 / 255.0 if photo.dtype == np.uint8 else 1.0
-  cfg = translator.config
-  h, w, _ = photo.shape
-  if tile is None and h * w * BYTES_PER_PIXEL <= memory_mb * 2**20:
-    layers = translate_layers(translator, photo[None].astype(np.float32) * scale, knobs)
-    layers = {k: np.asarray(v[0]) for k, v in layers.items()}
-    return render_lib.Rendering(render_lib.compose(layers), layers)
-  a = cfg.align()
-  halo = -(-cfg.receptive_radius() // a) * a
-  if tile is None:
-    side = int(math.sqrt(memory_mb * 2**20 / BYTES_PER_PIXEL))
-    tile = side - 2 * halo
-    if tile < a:
-      raise TranslatorError(f"memory budget {memory_mb} MiB is too small for the translator's "
-                            f"{2 * halo} px of context; raise it")
-  core = max(a, tile // a * a)
-  # Pad the canvas to the grid as translate does for a whole image, so windows agree.
-  hp, wp = -(-h // a) * a, -(-w // a) * a
-  canvas = np.pad(photo, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
-  acc = {"ink": np.zeros((h, w, 1), np.float32), "flat": np.zeros((h, w, 3), np.float32),
-         "tone": np.zeros((h, w, 1), np.float32)}
-  for r_lo, r_hi, rw_lo, rw_hi in tile_spans(hp, core, halo):
-    for c_lo, c_hi, cw_lo, cw_hi in tile_spans(wp, core, halo):
-      window = canvas[None, rw_lo:rw_hi, cw_lo:cw_hi].astype(np.float32) * scale
-      layers = translate_layers(translator, window, knobs, origin=(float(rw_lo), float(cw_lo)))
-      r_hi_c, c_hi_c = min(r_hi, h), min(c_hi, w)
-      for name, value in layers.items():
-        acc[name][r_lo:r_hi_c, c_lo:c_hi_c] = np.asarray(
-            value[0, r_lo - rw_lo:r_hi_c - rw_lo, c_lo - cw_lo:c_hi_c - cw_lo])
-      if progress is not None:
-        progress(1)
-  return render_lib.Rendering(render_lib.compose(acc), acc)
 
 
 @functools.partial(jax.jit, static_argnames=("config",))

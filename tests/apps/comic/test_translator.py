@@ -17,6 +17,8 @@ from genjax.apps.comic import train_translator as train_lib
 from genjax.apps.comic import translator as tr
 from genjax.apps.comic import translator_data as data_lib
 from genjax.apps.comic import translator_losses as losses_lib
+from genjax.apps.comic import translator_net as net_lib
+from genjax.apps.comic import translator_tiles as tiles_lib
 from genjax.apps.comic.examples import procedural_photo
 from genjax.apps.comic.styles import TONE_PATTERNS
 
@@ -48,16 +50,16 @@ def photo(h, w, index=0):
 
 def test_space_to_depth_reference():
   x = np.arange(2 * 4 * 6 * 3, dtype=np.float32).reshape(2, 4, 6, 3)
-  y = np.asarray(tr.space_to_depth(jnp.asarray(x), 2))
+  y = np.asarray(net_lib.space_to_depth(jnp.asarray(x), 2))
   assert y.shape == (2, 2, 3, 12)
   # Cell (i, j) holds pixels (2i + a, 2j + b) in order a, b, channel.
   np.testing.assert_array_equal(y[1, 1, 2], x[1, 2:4, 4:6].reshape(-1))
-  np.testing.assert_array_equal(tr.depth_to_space(jnp.asarray(y), 2), x)
+  np.testing.assert_array_equal(net_lib.depth_to_space(jnp.asarray(y), 2), x)
 
 
 def test_tile_equals_crop_of_whole_frame(translator):
   """No per-image statistics: a tile on the 4-px grid gives the crop, away from its border."""
-  apply = jax.jit(lambda x: tr.Generator(CFG).apply({"params": translator.params}, x,
+  apply = jax.jit(lambda x: net_lib.Generator(CFG).apply({"params": translator.params}, x,
                                                     jnp.zeros((1, 3))))
   x = jnp.asarray(photo(96, 96)[None] / 255.0, jnp.float32)
   whole = np.asarray(apply(x))
@@ -73,7 +75,7 @@ def test_tile_equals_crop_of_whole_frame(translator):
 def test_receptive_radius_bounds_the_gradient(translator):
   x = jnp.asarray(photo(96, 96)[None] / 255.0, jnp.float32)
   c = 48
-  g = jax.jit(jax.grad(lambda x: tr.Generator(CFG).apply({"params": translator.params}, x,
+  g = jax.jit(jax.grad(lambda x: net_lib.Generator(CFG).apply({"params": translator.params}, x,
                                                          jnp.zeros((1, 3)))[0, c, c].sum()))(x)
   rows, cols = np.nonzero(np.abs(np.asarray(g[0])).sum(-1))
   r = CFG.receptive_radius()
@@ -133,8 +135,8 @@ def test_knob_errors(translator):
 
 def test_translate_photo_tiled_equals_whole(translator):
   image = photo(100, 77, 2)
-  whole = tr.translate_photo(translator, image, {"tone_levels": 4})
-  tiled = tr.translate_photo(translator, image, {"tone_levels": 4}, tile=16)
+  whole = tiles_lib.translate_photo(translator, image, {"tone_levels": 4})
+  tiled = tiles_lib.translate_photo(translator, image, {"tone_levels": 4}, tile=16)
   assert tiled.image.shape == (100, 77, 3)
   for name in ("ink", "flat", "tone"):
     np.testing.assert_allclose(tiled.layers[name], whole.layers[name], atol=2e-5)
