@@ -2,6 +2,7 @@
 
     python -m benchmarks conv --shapes issue --dtypes float32
     python -m benchmarks train_step --configs cifar
+    python -m benchmarks train_step_compare --config cifar   # before / xla / auto / onednn
     python -m benchmarks all --out benchmark_results/all      # one report of all of them
     python -m benchmarks <name> --help
 """
@@ -10,7 +11,8 @@ import importlib
 import sys
 
 # name -> module under benchmarks/, each with main(argv).
-COMMANDS = {"conv": "conv", "train_step": "train_step", "sampler": "sampler",
+COMMANDS = {"conv": "conv", "train_step": "train_step",
+            "train_step_compare": "train_step_compare", "sampler": "sampler",
             "memory": "memory", "fused": "fused", "comic": "comic",
             "all": "all"}
 

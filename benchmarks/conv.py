@@ -303,8 +303,9 @@ def main(argv=None) -> dict:
   p.add_argument("--shapes", default="unet", help="comma-separated shapes and presets "
                  f"({', '.join(PRESETS)})")
   p.add_argument("--dtypes", default="float32,bfloat16")
-  p.add_argument("--impls", default=",".join(conv.IMPLEMENTATIONS),
-                 help="conv2d implementations; the first is the reference of the check")
+  p.add_argument("--impls", default=None,
+                 help="conv2d implementations; the first is the reference of the check "
+                 "(default: every one available here)")
   p.add_argument("--passes", default=",".join(DEFAULT_PASSES),
                  help=f"any of {', '.join(PASSES)}")
   p.add_argument("--padding", default="SAME")
@@ -313,7 +314,7 @@ def main(argv=None) -> dict:
   p.add_argument("--out", default="benchmark_results/conv")
   args = p.parse_args(argv)
   shapes = parse_shapes(args.shapes)
-  impls = args.impls.split(",")
+  impls = args.impls.split(",") if args.impls else conv.available_implementations()
   for name in impls:
     if name not in conv.IMPLEMENTATIONS:
       p.error(f"--impls: unknown {name!r}; valid: {', '.join(conv.IMPLEMENTATIONS)}")

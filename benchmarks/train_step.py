@@ -3,6 +3,8 @@
     python -m benchmarks.train_step [--configs tiny,cifar] [--steps 10] [--conv-impl xla]
         [--json out/train_step.json]
 
+--conv-impl before_conv_core: the models' convolution before the conv core existed.
+
 Compiles outside the timer, checks the loss is finite, then times the jitted,
 donated step (median of `--steps` single-step calls).
 """
@@ -10,10 +12,28 @@ donated step (median of `--steps` single-step calls).
 import argparse
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from benchmarks import common
 from genjax import configs
+from genjax.kernels import conv, padding
+
+
+BEFORE_CONV_CORE = "before_conv_core"
+
+
+def conv2d_before_conv_core(x, w, *, stride: int, pad_mode: str):
+  """The models' convolution before the conv core (commit 9e1f83b), kept here only as the
+  baseline of `train_step_compare`: explicit padding, then XLA's VALID convolution (which
+  XLA:CPU runs 2-4x slower than the same convolution with its own zero padding)."""
+  kh, kw = w.shape[:2]
+  xp = padding.pad(x, (kh - 1) // 2, (kw - 1) // 2, pad_mode)
+  y = lax.conv_general_dilated(xp, w.astype(x.dtype), window_strides=(stride, stride),
+                               padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                               preferred_element_type=jnp.float32)
+  return y.astype(x.dtype)
 
 
 def bench_config(name: str, *, steps: int, conv_impl: str | None, overrides=()) -> dict:
@@ -35,9 +55,12 @@ def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--configs", default="tiny,cifar")
   p.add_argument("--steps", type=int, default=10)
-  p.add_argument("--conv-impl", default=None, help="force a conv implementation (default: config)")
+  p.add_argument("--conv-impl", default=None, help="force a conv implementation (default: "
+                 f"config); {BEFORE_CONV_CORE!r}: the convolution before the conv core")
   p.add_argument("--json", default="benchmark_results/train_step.json")
   args = p.parse_args(argv)
+  if args.conv_impl == BEFORE_CONV_CORE:  # a benchmark-only implementation, this process only
+    conv.IMPLEMENTATIONS[BEFORE_CONV_CORE] = conv2d_before_conv_core
   rows = [bench_config(n, steps=args.steps, conv_impl=args.conv_impl)
           for n in args.configs.split(",")]
   for r in rows:

@@ -11,11 +11,14 @@ overrides). File format, version 1:
     {"version": 1,
      "entries": {"<ConvKey string>": {"impl": "taps",
                                       "seconds": {"xla": 0.0123, "taps": 0.0101},
+                                      "candidates": ["taps", "xla"],
                                       "repeats": 5, "measured_at": "2025-01-01T00:00:00Z"}}}
 
 "seconds" is the best of `repeats` interleaved calls of each implementation's jitted
 forward+backward (min, not median: on a shared CPU the minimum is the least disturbed
-estimate of what each implementation can do).
+estimate of what each implementation can do). "candidates" are the implementations that
+were available (a failed one has no "seconds"); an entry whose candidates differ from
+the ones available now is measured again.
 """
 
 import dataclasses
@@ -221,7 +224,9 @@ def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
   if key.flops < (MIN_MEASURE_FLOPS if min_flops is None else min_flops):
     return default
   entry = _load_or_empty(path).get(str(key))
-  if entry is not None and entry.get("impl") in candidates:
+  # An entry measured over other candidates (say, before oneDNN was installed) is stale.
+  if entry is not None and set(entry.get("candidates", entry.get("seconds", ()))) == set(
+      candidates):
     _memo[memo_key] = entry["impl"]
     return entry["impl"]
   repeats = 5
@@ -232,7 +237,7 @@ def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
     impl = default
   log.info("autotune %s: %s (%s)", key, impl,
            ", ".join(f"{n} {1e3 * s:.2f} ms" for n, s in seconds.items()))
-  entry = {"impl": impl, "seconds": finite, "repeats": repeats,
+  entry = {"impl": impl, "seconds": finite, "candidates": sorted(candidates), "repeats": repeats,
            "measured_at": datetime.datetime.now(datetime.timezone.utc).strftime(
                "%Y-%m-%dT%H:%M:%SZ")}
   try:

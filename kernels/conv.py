@@ -4,7 +4,10 @@ The implementation is chosen per call, at trace time, in this order:
   1. the `impl` argument, unless None or "auto" (models pass config.kernels.conv_impl);
   2. the environment variable GENJAX_CONV_IMPL, unless unset, empty or "auto";
   3. on the CPU, the autotune table (genjax.kernels.autotune): the implementation that
-     measured fastest, forward + backward, for this shape, dtype, padding and stride;
+     measured fastest, forward + backward, for this shape, dtype, padding and stride,
+     among those available ("onednn" needs oneDNN and a C++ compiler, see
+     genjax.kernels.onednn_build, and is left out of multi-device programs, where its
+     custom calls would gather sharded operands);
   4. elsewhere (GPU, TPU), "xla": cuDNN / XLA's TPU convolution, not measured.
 """
 
@@ -13,13 +16,16 @@ import os
 import jax
 
 from genjax.kernels import autotune
+from genjax.kernels import onednn_build
 from genjax.kernels.conv_gemm import conv2d_gemm
+from genjax.kernels.conv_onednn import conv2d_onednn
 from genjax.kernels.conv_taps import conv2d_taps
 from genjax.kernels.conv_xla import conv2d_xla
 from genjax.kernels.padding import MODES
 
 # name -> fn(x, w, *, stride, pad_mode) -> y; every entry meets the contract of conv2d.
-IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps, "gemm": conv2d_gemm}
+IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps, "gemm": conv2d_gemm,
+                   "onednn": conv2d_onednn}
 IMPL_ENV = "GENJAX_CONV_IMPL"
 # Per backend: the implementation used without measuring (and for convolutions too
 # small to be worth measuring). Only the CPU is autotuned.
@@ -32,6 +38,19 @@ def _check_name(name: str, source: str) -> str:
     raise ValueError(f"conv2d: unknown implementation {name!r} from {source}; valid: "
                      f"{', '.join(['auto', *IMPLEMENTATIONS])}")
   return name
+
+
+def available_implementations() -> list[str]:
+  """The IMPLEMENTATIONS names that can run in this process ("onednn" needs oneDNN)."""
+  return [n for n in IMPLEMENTATIONS if n != "onednn" or onednn_build.available()]
+
+
+def autotune_candidates() -> dict:
+  """The IMPLEMENTATIONS the autotune may measure in this process."""
+  names = available_implementations()
+  if jax.device_count() > 1 and "onednn" in names:
+    names.remove("onednn")
+  return {n: IMPLEMENTATIONS[n] for n in names}
 
 
 def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
@@ -50,7 +69,9 @@ def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
     return default  # symbolic dimensions (jax.export): no concrete shape to measure
   key = autotune.ConvKey.for_call(x_shape, w_shape, dtype, stride=stride, padding=padding,
                                   device=device)
-  return autotune.choose(key, IMPLEMENTATIONS, default=default)
+  if key.flops < autotune.MIN_MEASURE_FLOPS:
+    return default  # before autotune_candidates(), which may build the oneDNN glue
+  return autotune.choose(key, autotune_candidates(), default=default)
 
 
 def conv2d(x: jax.Array, w: jax.Array, *, stride: int = 1, padding: str = "SAME",

@@ -16,9 +16,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"genjax-test-jax-cache-{os.getuid()}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-# The conv autotune table of the tests: never the user's ~/.cache.
+# The conv autotune table and the built oneDNN glue of the tests: never the user's ~/.cache.
 os.environ.setdefault("GENJAX_AUTOTUNE_CACHE", os.path.join(
     tempfile.gettempdir(), f"genjax-test-conv-autotune-{os.getuid()}.json"))
+os.environ.setdefault("GENJAX_KERNEL_CACHE", os.path.join(
+    tempfile.gettempdir(), f"genjax-test-kernels-{os.getuid()}"))
 
 import jax  # noqa: E402
 

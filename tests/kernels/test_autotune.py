@@ -65,6 +65,22 @@ def test_measures_once_and_writes_a_version_1_table(tmp_path):
   assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left
 
 
+def test_measured_again_when_the_candidates_change(tmp_path):
+  """A table made before oneDNN was installed (or after it was removed) is stale."""
+  path = tmp_path / "t.json"
+  fake = FakeMeasure({"xla": 2e-3, "taps": 1e-3})
+  two = {n: conv.IMPLEMENTATIONS[n] for n in ("xla", "taps")}
+  assert autotune.choose(KEY, two, default="xla", path=path, measure_fn=fake) == "taps"
+  assert autotune.load(path)[str(KEY)]["candidates"] == ["taps", "xla"]
+  autotune.clear_memo()
+  fake.seconds = {"xla": 2e-3, "taps": 1e-3, "onednn": 0.5e-3}
+  three = {**two, "onednn": conv.IMPLEMENTATIONS["onednn"]}
+  assert autotune.choose(KEY, three, default="xla", path=path, measure_fn=fake) == "onednn"
+  autotune.clear_memo()
+  assert autotune.choose(KEY, three, default="xla", path=path, measure_fn=fake) == "onednn"
+  assert fake.calls == 2
+
+
 def test_default_kept_within_the_margin(tmp_path):
   near = FakeMeasure({"xla": 1.14e-3, "taps": 1e-3, "gemm": 1.5e-3})
   assert autotune.choose(KEY, conv.IMPLEMENTATIONS, default="xla", path=tmp_path / "a.json",
@@ -172,4 +188,4 @@ def test_measured_inside_a_trace(monkeypatch, tmp_path):
   assert np.linalg.norm(np.asarray(y, np.float64) - ref) <= 1e-5 * np.linalg.norm(ref)
   (entry,) = autotune.load(path).values()
   assert entry["impl"] in conv.IMPLEMENTATIONS
-  assert set(entry["seconds"]) == set(conv.IMPLEMENTATIONS)
+  assert set(entry["seconds"]) == set(entry["candidates"]) == set(conv.autotune_candidates())

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genjax.kernels import conv
+from genjax.kernels import conv, onednn_build
 from genjax.kernels.conv_reference import conv2d_reference, pad_reference
 
 TOL = {jnp.float32: 1e-5, jnp.bfloat16: 1e-2}
@@ -38,6 +38,11 @@ SHAPES = [  # (B, H, W, Cin, Cout, k, stride, padding)
     (2, 6, 6, 10, 4, 1, 2, "SAME"),         # 1x1 stride 2
     *_random_shapes(2),
 ]
+
+
+def _skip_unavailable(impl):
+  if impl not in conv.available_implementations():
+    pytest.skip(f"conv2d impl {impl!r} not available here: {onednn_build.status()}")
 
 
 def _rel(a, b):
@@ -91,6 +96,7 @@ CASES = ([(s, jnp.float32) for s in SHAPES] +
 @pytest.mark.parametrize("shape, dtype", CASES,
                          ids=["x".join(map(str, s)) + f"-{jnp.dtype(d).name}" for s, d in CASES])
 def test_forward_and_gradients_match_float64(shape, dtype, impl):
+  _skip_unavailable(impl)
   *_, stride, padding = shape
   x, w = _data(shape)
   y_ref = conv2d_reference(x, w, stride=stride, padding=padding)
@@ -112,6 +118,7 @@ def test_forward_and_gradients_match_float64(shape, dtype, impl):
 def test_float32_weights_with_bfloat16_activations(impl):
   """Models keep float32 parameters and compute in bfloat16: the weight gradient comes
   back float32 through the cast."""
+  _skip_unavailable(impl)
   x, w = _data((2, 6, 6, 4, 5, 3, 1, ""))
   f = lambda x, w: conv.conv2d(x, w, impl=impl).astype(jnp.float32).sum()
   dw = jax.jit(jax.grad(f, argnums=1))(jnp.asarray(x, jnp.bfloat16), jnp.asarray(w, jnp.float32))
@@ -124,6 +131,7 @@ def test_float32_weights_with_bfloat16_activations(impl):
 def test_batch_sharded_over_devices(impl):
   """Data parallel: x and g sharded along the batch over the (fake) devices; the weight
   gradient is a sum over every device's batch."""
+  _skip_unavailable(impl)
   n = jax.device_count()
   mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
   shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
@@ -141,6 +149,7 @@ def test_batch_sharded_over_devices(impl):
 
 @pytest.mark.parametrize("impl", list(conv.IMPLEMENTATIONS))
 def test_circular_equals_explicit_wrap(impl):
+  _skip_unavailable(impl)
   x, w = _data((2, 6, 8, 4, 3, 3, 1, ""))
   wrapped = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)), mode="wrap")
   ref = conv2d_reference(wrapped, w, padding="SAME")[:, :, 1:-1]
@@ -164,3 +173,23 @@ def test_bad_shapes():
     conv.conv2d(jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 3, 5, 2)))
   with pytest.raises(ValueError, match="odd"):
     conv.conv2d(jnp.zeros((1, 4, 4, 2)), jnp.zeros((2, 2, 2, 2)))
+
+
+# oneDNN keeps weights in blocked layouts (16, 32 or 64 channels a block) and copies them
+# tap by tap; channel counts that are not multiples of a block pad the layout.
+BLOCKED = [(2, 9, 11, 40, 72, 3, 1, "SAME"), (1, 10, 8, 72, 40, 3, 2, "CIRCULAR_W"),
+           (2, 6, 8, 64, 48, 3, 1, "SPHERE"), (2, 7, 7, 48, 80, 1, 2, "SAME")]
+
+
+@pytest.mark.parametrize("shape", BLOCKED, ids=["x".join(map(str, s)) for s in BLOCKED])
+def test_onednn_blocked_weight_layouts(shape):
+  _skip_unavailable("onednn")
+  *_, stride, padding = shape
+  x, w = _data(shape)
+  y_ref = conv2d_reference(x, w, stride=stride, padding=padding)
+  g = np.random.default_rng(1).standard_normal(y_ref.shape)
+  y, dx, dw = _forward_and_vjp(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32),
+                               jnp.asarray(g, jnp.float32), impl="onednn", stride=stride,
+                               padding=padding)
+  dx_ref, dw_ref = _reference_grads(x, w, g, stride, padding)
+  assert _rel(y, y_ref) <= 1e-5 and _rel(dx, dx_ref) <= 1e-5 and _rel(dw, dw_ref) <= 1e-5

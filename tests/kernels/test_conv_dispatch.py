@@ -27,6 +27,7 @@ def tuned(monkeypatch):
     return "taps"
 
   monkeypatch.setattr(autotune, "choose", choose)
+  monkeypatch.setattr(autotune, "MIN_MEASURE_FLOPS", 0)  # every size asks the table
   monkeypatch.delenv(conv.IMPL_ENV, raising=False)
   return asked
 
@@ -89,3 +90,12 @@ def test_symbolic_batch_uses_the_default_without_measuring(monkeypatch):
   w = jax.ShapeDtypeStruct((3, 3, 3, 4), np.float32)
   exported = jax.export.export(jax.jit(conv_lib.conv2d))(x, w)
   assert str(exported.out_avals[0].shape[0]) == "b"
+
+
+def test_small_convolutions_use_the_default_without_asking(monkeypatch):
+  asked = []
+  monkeypatch.setattr(autotune, "choose", lambda key, candidates, *, default: asked.append(key))
+  monkeypatch.delenv(conv.IMPL_ENV, raising=False)
+  assert conv.select_impl((1, 4, 4, 2), (3, 3, 2, 3), jnp.float32, stride=1,
+                          padding="SAME") == conv.DEFAULTS["cpu"]
+  assert not asked
