@@ -179,7 +179,10 @@ def measure(key: ConvKey, candidates: Mapping[str, Callable], *, repeats: int = 
   Each candidate is fn(x, w, *, stride, pad_mode). Runs outside any trace the caller
   may be in: its own programs, compiled on concrete arrays. A candidate that fails to
   compile or run is left out (logged)."""
-  operands = _random_operands(key)
+  with jax.ensure_compile_time_eval():
+    # Device arrays made by XLA (aligned as XLA aligns its own buffers), once: NumPy
+    # operands would be transferred, or aliased as NumPy aligned them, on every call.
+    operands = [jnp.array(a, copy=True) for a in _random_operands(key)]
   compiled = {}
   for name, fn in candidates.items():
     def fwd_bwd(x, w, g, fn=fn):

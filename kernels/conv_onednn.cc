@@ -85,30 +85,18 @@ dnnl::convolution_forward::primitive_desc ForwardPd(const ConvDims& d) {
 #endif
 }
 
-dnnl::convolution_backward_data::primitive_desc BackwardDataPd(const ConvDims& d) {
+// Backward is convolution_backward_data or convolution_backward_weights: the same
+// constructor arguments, the forward primitive descriptor as the hint.
+template <typename Backward>
+typename Backward::primitive_desc BackwardPd(const ConvDims& d) {
   const auto attr = UserScratchpad();
   const auto hint = ForwardPd(d);
 #if DNNL_VERSION_MAJOR >= 3
   return {Engine(), dnnl::algorithm::convolution_direct, d.Src(), d.AnyWeights(), d.Dst(),
           {d.sh, d.sw}, {d.pt, d.pl}, {d.pb, d.pr}, hint, attr};
 #else
-  dnnl::convolution_backward_data::desc od(dnnl::algorithm::convolution_direct, d.Src(),
-                                           d.AnyWeights(), d.Dst(), {d.sh, d.sw}, {d.pt, d.pl},
-                                           {d.pb, d.pr});
-  return {od, attr, Engine(), hint};
-#endif
-}
-
-dnnl::convolution_backward_weights::primitive_desc BackwardWeightsPd(const ConvDims& d) {
-  const auto attr = UserScratchpad();
-  const auto hint = ForwardPd(d);
-#if DNNL_VERSION_MAJOR >= 3
-  return {Engine(), dnnl::algorithm::convolution_direct, d.Src(), d.AnyWeights(), d.Dst(),
-          {d.sh, d.sw}, {d.pt, d.pl}, {d.pb, d.pr}, hint, attr};
-#else
-  dnnl::convolution_backward_weights::desc od(dnnl::algorithm::convolution_direct, d.Src(),
-                                              d.AnyWeights(), d.Dst(), {d.sh, d.sw},
-                                              {d.pt, d.pl}, {d.pb, d.pr});
+  typename Backward::desc od(dnnl::algorithm::convolution_direct, d.Src(), d.AnyWeights(),
+                             d.Dst(), {d.sh, d.sw}, {d.pt, d.pl}, {d.pb, d.pr});
   return {od, attr, Engine(), hint};
 #endif
 }
@@ -217,7 +205,7 @@ ffi::Error ConvBackwardData(F32 g, F32 w, ffi::ResultBuffer<ffi::F32> dx, int64_
     const ConvDims d = MakeDims(dx->dimensions(), w.dimensions(), g.dimensions(), stride_h,
                                 stride_w, pad_top, pad_left);
     auto p = Cached(d.Key('d'), [&] {
-      auto pd = BackwardDataPd(d);
+      auto pd = BackwardPd<dnnl::convolution_backward_data>(d);
       return Prepared{dnnl::convolution_backward_data(pd), pd.weights_desc(),
                       pd.scratchpad_desc()};
     });
@@ -233,7 +221,7 @@ ffi::Error ConvBackwardWeights(F32 x, F32 g, ffi::ResultBuffer<ffi::F32> dw, int
     const ConvDims d = MakeDims(x.dimensions(), dw->dimensions(), g.dimensions(), stride_h,
                                 stride_w, pad_top, pad_left);
     auto p = Cached(d.Key('w'), [&] {
-      auto pd = BackwardWeightsPd(d);
+      auto pd = BackwardPd<dnnl::convolution_backward_weights>(d);
       return Prepared{dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(),
                       pd.scratchpad_desc()};
     });

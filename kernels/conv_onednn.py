@@ -1,8 +1,9 @@
 """Convolution by oneDNN (PyTorch's CPU convolution library), for the CPU.
 
-XLA:CPU (jax 0.10, genjax's flags) runs a 3x3 convolution's forward pass at 65-90% of
-the 2 cores' float32 peak and its gradients at 55-85%; oneDNN's brgemm kernels run the
-forward pass at about 100% of it (benchmarks/README.md). Here the three passes are
+On the project's 2-core AVX-512 CPU, XLA:CPU (jax 0.10, genjax's flags) runs the 3x3
+convolutions of benchmarks/README.md at 320-380 GFLOP/s forward + backward, oneDNN at
+400-450 (as PyTorch, which uses it): its brgemm kernels run near the cores' float32 peak
+(about 470 GFLOP/s) in the forward pass. Here the three passes are
 oneDNN primitives called as XLA FFI custom calls (kernels/conv_onednn.cc, compiled on
 first use: genjax.kernels.onednn_build), inside the same compiled program as the rest
 of the model:
