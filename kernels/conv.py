@@ -7,7 +7,8 @@ The implementation is chosen per call, at trace time, in this order:
      measured fastest, forward + backward, for this shape, dtype, padding and stride,
      among those available ("onednn" needs oneDNN and a C++ compiler, see
      genjax.kernels.onednn_build, and is left out of multi-device programs, where its
-     custom calls would gather sharded operands);
+     custom calls would gather sharded operands); "onednn" when available, else "xla",
+     is kept unless another is faster by the autotune's margin;
   4. elsewhere (GPU, TPU), "xla": cuDNN / XLA's TPU convolution, not measured.
 """
 
@@ -15,8 +16,7 @@ import os
 
 import jax
 
-from genjax.kernels import autotune
-from genjax.kernels import onednn_build
+from genjax.kernels import autotune, onednn_build
 from genjax.kernels.conv_gemm import conv2d_gemm
 from genjax.kernels.conv_onednn import conv2d_onednn
 from genjax.kernels.conv_taps import conv2d_taps
@@ -71,7 +71,12 @@ def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
                                   device=device)
   if key.flops < autotune.MIN_MEASURE_FLOPS:
     return default  # before autotune_candidates(), which may build the oneDNN glue
-  return autotune.choose(key, autotune_candidates(), default=default)
+  candidates = autotune_candidates()
+  # oneDNN, where available, is the one to beat: forced, it ran the whole CIFAR train
+  # step faster than "xla" in each of four paired runs (1.02-1.3x), while timings of
+  # single convolutions split between the two (benchmarks/README.md).
+  preferred = "onednn" if "onednn" in candidates else default
+  return autotune.choose(key, candidates, default=preferred)
 
 
 def conv2d(x: jax.Array, w: jax.Array, *, stride: int = 1, padding: str = "SAME",

@@ -39,11 +39,17 @@ struct ConvDims {
 
   std::string Key(char kind) const {
     std::string k(1, kind);
-    for (int64_t v : {n, h, w, ci, ho, wo, co, kh, kw, sh, sw, pt, pl}) k += "," + std::to_string(v);
+    for (int64_t v : {n, h, w, ci, ho, wo, co, kh, kw, sh, sw, pt, pl}) {
+      k += "," + std::to_string(v);
+    }
     return k;
   }
-  memory::desc Src() const { return {{n, ci, h, w}, memory::data_type::f32, memory::format_tag::nhwc}; }
-  memory::desc Dst() const { return {{n, co, ho, wo}, memory::data_type::f32, memory::format_tag::nhwc}; }
+  memory::desc Src() const {
+    return {{n, ci, h, w}, memory::data_type::f32, memory::format_tag::nhwc};
+  }
+  memory::desc Dst() const {
+    return {{n, co, ho, wo}, memory::data_type::f32, memory::format_tag::nhwc};
+  }
   memory::desc UserWeights() const {
     return {{co, ci, kh, kw}, memory::data_type::f32, memory::format_tag::hwio};
   }

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -99,3 +100,20 @@ def test_small_convolutions_use_the_default_without_asking(monkeypatch):
   assert conv.select_impl((1, 4, 4, 2), (3, 3, 2, 3), jnp.float32, stride=1,
                           padding="SAME") == conv.DEFAULTS["cpu"]
   assert not asked
+
+
+def test_onednn_is_the_default_to_beat_where_available(monkeypatch):
+  from genjax.kernels import onednn_build
+  defaults = []
+  monkeypatch.setattr(autotune, "choose",
+                      lambda key, candidates, *, default: defaults.append(default) or default)
+  monkeypatch.delenv(conv.IMPL_ENV, raising=False)
+  monkeypatch.setattr(onednn_build, "status", lambda: None)
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
+  assert conv.select_impl(**SHAPES) == "onednn"
+  monkeypatch.setattr(jax, "device_count", lambda: 4)  # left out of multi-device programs
+  assert conv.select_impl(**SHAPES) == "xla"
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
+  monkeypatch.setattr(onednn_build, "status", lambda: "not installed")
+  assert conv.select_impl(**SHAPES) == "xla"
+  assert defaults == ["onednn", "xla", "xla"]
