@@ -107,13 +107,14 @@ typename Backward::primitive_desc BackwardPd(const ConvDims& d) {
 #endif
 }
 
-// A convolution primitive with the weight layout it wants and the user's (HWIO) layout.
+// A convolution primitive, the weight layout it wants and the scratchpad it needs.
 struct Prepared {
   dnnl::primitive conv;
   memory::desc weights;  // oneDNN's layout of the weights (or of their gradient)
   memory::desc scratchpad;
 };
 
+// One cache per call site (each passes its own lambda type); keys name the shape.
 template <typename MakePd>
 std::shared_ptr<const Prepared> Cached(const std::string& key, MakePd make_pd) {
   static std::mutex mu;
