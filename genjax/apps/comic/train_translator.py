@@ -25,7 +25,8 @@ compiled call (lax.scan), jitted once with the state donated.
 workdir/: config.json, checkpoints/ (Orbax, the whole state), translator/ (the EMA
 generator for genjax comic --model), log.jsonl, eval.json, samples.png.
 
-Photo pools, crops and knobs: translator_data; targets and loss terms: translator_losses.
+Photo pools, crops and knobs: translator_data; targets and loss terms: translator_losses;
+held-out PSNR and sample sheets: translator_eval.
 """
 
 import dataclasses
@@ -39,30 +40,22 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
 from genjax.apps.comic import discriminator as disc_lib
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import translator as tr
-from genjax.apps.comic.translator_data import (folder_pool, heldout_photos, photo_pool,
-                                               sample_crops, sample_knobs)
+from genjax.apps.comic.translator_data import (RNG_IMPL, folder_pool, heldout_photos,
+                                               make_key, photo_pool, sample_crops,
+                                               sample_knobs)
+from genjax.apps.comic.translator_eval import evaluate, save_samples
 from genjax.apps.comic.translator_losses import (content, grad_l1, paired_losses,
                                                  render_targets, representations)
 from genjax.image import cartoon_reps
 from genjax.train.optimizer import make_optimizer
 
 log = logging.getLogger("genjax.comic")
-
-# PRNG of training: XLA:CPU compiles threefry's unrolled rounds slowly (the generator's
-# init: 5.6 s with threefry, 0.7 s with rbg); batches need no cross-version stability.
-RNG_IMPL = "rbg"
-
-
-def make_key(seed: int) -> jax.Array:
-  return jax.random.key(seed, impl=RNG_IMPL)
-
 
 @flax.struct.dataclass
 class TranslatorState:
@@ -256,48 +249,6 @@ def multi_step(state, photos, comics, *, num_steps: int, **kwargs):
     return train_step(s, photos, comics, **kwargs)
   state, metrics = jax.lax.scan(body, state, None, length=num_steps)
   return state, jax.tree.map(jnp.mean, metrics)
-
-
-# ---------------------------------------------------------------- evaluation
-
-def evaluate(translator: tr.Translator, photos, *, seed: int = 0) -> dict[str, float]:
-  """Mean PSNR (dB) of the translator against the procedural renderer, photo by photo.
-
-  "psnr_default": the training defaults of every knob; "psnr_random": the conditioned
-  knobs drawn at random per photo (seeded).
-  """
-  from genjax.metrics.paired import psnr
-  cfg = translator.config
-  out = {"psnr_default": [], "psnr_random": []}
-  for i, photo in enumerate(photos):
-    x = jnp.asarray(photo[None], jnp.float32) / 255.0
-    for name, knobs in (("psnr_default", cfg.default_knobs()),
-                        ("psnr_random", sample_knobs(jax.random.fold_in(make_key(seed), i), cfg,
-                                                     1))):
-      knobs = _as_numpy_knobs(knobs)
-      target = render_lib.compose(render_lib.render_layers(x, cfg.style, knobs))
-      pred = tr.translate(translator, x, knobs).image
-      out[name].append(float(psnr(pred, target, data_range=1.0)[0]))
-  return {k: round(float(np.mean(v)), 2) for k, v in out.items()}
-
-
-def _as_numpy_knobs(knobs):
-  return jax.tree.map(np.asarray, knobs)
-
-
-def save_samples(path, translator: tr.Translator, photos) -> pathlib.Path:
-  """Rows of photo | procedural renderer | translator (default knobs) as one PNG."""
-  from genjax.image.io import save_image
-  rows = []
-  for photo in photos:
-    x = jnp.asarray(photo[None], jnp.float32) / 255.0
-    target = render_lib.render(x, translator.config.style,
-                               _as_numpy_knobs(translator.config.default_knobs())).image
-    pred = tr.translate(translator, x).image
-    rows.append(np.concatenate([np.asarray(a[0]) for a in (x, target, pred)], axis=1))
-  width = max(r.shape[1] for r in rows)
-  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
-  return save_image(path, np.concatenate(rows, axis=0))
 
 
 # ---------------------------------------------------------------- the loop
