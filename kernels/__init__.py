@@ -6,5 +6,6 @@ implementation behind it can change without touching the models.
 
 from genjax.kernels.conv import conv2d
 from genjax.kernels.fused_resblock import fused_conv3x3
+from genjax.kernels.group_norm import group_norm
 
-__all__ = ["conv2d", "fused_conv3x3"]
+__all__ = ["conv2d", "fused_conv3x3", "group_norm"]

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from genjax.kernels.conv import conv2d
-from genjax.kernels.fused_resblock_pallas import check_operands, fused_conv3x3_pallas, \
-    group_affine
+from genjax.kernels.fused_resblock_pallas import check_operands, fused_conv3x3_pallas
+from genjax.kernels.group_norm import group_affine
 
 IMPL_ENV = "GENJAX_FUSED_IMPL"
 IMPLEMENTATIONS = ("xla", "pallas")

@@ -33,6 +33,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from genjax.kernels import padding as padding_lib
+from genjax.kernels.group_norm import group_affine
 
 # Triton's tl.dot needs every tile dimension >= 16.
 MIN_TILE = 16
@@ -73,31 +74,6 @@ def _round_up(n: int, m: int) -> int:
 def _tile(want: int, size: int) -> int:
   """`want` shrunk to the next power of two >= size, but not below MIN_TILE."""
   return max(MIN_TILE, min(want, pl.next_power_of_2(size)))
-
-
-def group_affine(x: jax.Array, gn_scale: jax.Array, gn_bias: jax.Array, *, num_groups: int,
-                 epsilon: float) -> tuple[jax.Array, jax.Array]:
-  """GroupNorm folded into a per-sample, per-channel affine map: GN(x) = x * a + s.
-
-  The statistics pre-pass of the kernel (and of the XLA composition): mean and biased
-  variance over H, W and the C / num_groups channels of each group, in float32, two-pass
-  (E[x^2] - E[x]^2 loses digits when |mean| >> std).
-
-  Args:
-    x: [B, H, W, C], any float dtype.
-    gn_scale, gn_bias: [C] GroupNorm scale and bias.
-  Returns:
-    (a, s), both float32 [B, C].
-  """
-  b, h, w, c = x.shape
-  xg = x.astype(jnp.float32).reshape(b, h * w, num_groups, c // num_groups)
-  mean = jnp.mean(xg, axis=(1, 3))                                          # [B, G]
-  var = jnp.mean(jnp.square(xg - mean[:, None, :, None]), axis=(1, 3))
-  rstd = lax.rsqrt(var + epsilon)
-  rstd_c = jnp.repeat(rstd, c // num_groups, axis=1)                         # [B, C]
-  mean_c = jnp.repeat(mean, c // num_groups, axis=1)
-  a = gn_scale.astype(jnp.float32)[None, :] * rstd_c
-  return a, gn_bias.astype(jnp.float32)[None, :] - mean_c * a
 
 
 def _kernel(x_ref, mask_ref, a_ref, s_ref, w_ref, bias_ref, *refs, row_stride: int,

@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genjax.kernels import conv2d
+from genjax.kernels import conv2d, group_norm
 
 # Model padding names -> conv-core padding modes.
 PADDINGS = {"zeros": "SAME", "circular_w": "CIRCULAR_W", "sphere": "SPHERE"}
@@ -39,6 +39,26 @@ class Conv(nn.Module):
     y = conv2d(x.astype(self.dtype), kernel.astype(self.dtype), stride=self.stride,
                padding=self.padding, impl=self.conv_impl)
     return y + bias.astype(self.dtype)[None, None, None, :]
+
+
+class GroupNorm(nn.Module):
+  """flax.linen.GroupNorm's parameters ("scale", "bias": [C]) and result, through
+  genjax.kernels.group_norm (statistics laid out for XLA:CPU, two-pass variance).
+  x: [B, H, W, C] -> [B, H, W, C] in `dtype`."""
+  num_groups: int
+  epsilon: float = 1e-6
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    c = x.shape[-1]
+    if x.ndim != 4 or c % self.num_groups:
+      raise ValueError(f"GroupNorm: x {x.shape} is not [B,H,W,C] with C divisible by "
+                       f"num_groups={self.num_groups}")
+    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    y = group_norm(x, scale, bias, num_groups=self.num_groups, epsilon=self.epsilon)
+    return y.astype(self.dtype)
 
 
 def group_count(channels: int, max_groups: int = 32) -> int:

@@ -10,10 +10,11 @@ import dataclasses
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from genjax.models.layers import Conv, conv_padding, group_count, timestep_embedding
+from genjax.models.attention import dot_product_attention
+from genjax.models.layers import Conv, GroupNorm, conv_padding, group_count, \
+    timestep_embedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +54,10 @@ class ResBlock(nn.Module):
   def __call__(self, x, emb):
     c, pad = self.cfg, conv_padding(self.cfg.padding)
     conv = lambda f, **kw: Conv(f, padding=pad, dtype=c.dtype, conv_impl=c.conv_impl, **kw)
-    h = nn.silu(nn.GroupNorm(group_count(x.shape[-1]), dtype=c.dtype)(x))
+    h = nn.silu(GroupNorm(group_count(x.shape[-1]), dtype=c.dtype)(x))
     h = conv(self.features)(h)
     scale, shift = jnp.split(nn.Dense(2 * self.features, dtype=c.dtype)(nn.silu(emb)), 2, -1)
-    h = nn.GroupNorm(group_count(self.features), dtype=c.dtype)(h)
+    h = GroupNorm(group_count(self.features), dtype=c.dtype)(h)
     h = h * (1 + scale[:, None, None, :]) + shift[:, None, None, :]
     h = nn.Dropout(c.dropout, deterministic=self.deterministic)(nn.silu(h))
     h = conv(self.features, zero_init=True)(h)
@@ -75,9 +76,9 @@ class Attention(nn.Module):
     heads = self.cfg.num_heads
     if ch % heads:
       raise ValueError(f"attention: {ch} channels are not divisible by num_heads={heads}")
-    y = nn.GroupNorm(group_count(ch), dtype=self.cfg.dtype)(x).reshape(b, h * w, ch)
+    y = GroupNorm(group_count(ch), dtype=self.cfg.dtype)(x).reshape(b, h * w, ch)
     qkv = nn.Dense(3 * ch, dtype=self.cfg.dtype)(y).reshape(b, h * w, 3, heads, ch // heads)
-    out = jax.nn.dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])
+    out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])
     out = nn.Dense(ch, dtype=self.cfg.dtype, kernel_init=nn.initializers.zeros)(
         out.reshape(b, h * w, ch))
     return x + out.reshape(b, h, w, ch)
@@ -141,6 +142,6 @@ class UNet(nn.Module):
         h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour x2
         h = Conv(h.shape[-1], padding=pad, dtype=c.dtype, conv_impl=c.conv_impl)(h)
 
-    h = nn.silu(nn.GroupNorm(group_count(h.shape[-1]), dtype=c.dtype)(h))
+    h = nn.silu(GroupNorm(group_count(h.shape[-1]), dtype=c.dtype)(h))
     h = Conv(c.out_channels, padding=pad, dtype=c.dtype, conv_impl=c.conv_impl, zero_init=True)(h)
     return h.astype(jnp.float32)
