@@ -1,7 +1,7 @@
 """The train step before and after the conv core, in one run: variants alternated.
 
     python -m benchmarks train_step_compare [--config cifar] [--rounds 2] [--steps 5]
-        [--variants before,xla,auto,onednn] [--out benchmark_results/train_step_compare]
+        [--variants before,xla,auto,onednn,winograd] [--out benchmark_results/train_step_compare]
 
 Each variant runs `python -m benchmarks.train_step` in a process of its own (XLA reads
 its flags once per process), one variant after another, `--rounds` times, so load from
@@ -9,10 +9,12 @@ other jobs falls on all of them alike. Variants:
 
   before   the models' convolution before the conv core existed (explicit padding,
            then XLA's VALID convolution: benchmarks.train_step.conv2d_before_conv_core)
-           under XLA's default CPU flags (GENJAX_XLA_FLAGS=0);
+           under XLA's default CPU flags and glibc's malloc defaults
+           (GENJAX_XLA_FLAGS=0, GENJAX_MALLOC=0);
   xla      XLA's convolution with genjax's XLA:CPU flag (genjax.kernels.xla_flags);
   auto     the dispatcher's choice, what `genjax train` runs;
-  onednn   oneDNN forced (left out when oneDNN is not available here).
+  onednn   oneDNN's direct convolution forced (left out when oneDNN is not available here);
+  winograd oneDNN's Winograd forced (likewise).
 
 Prints per-round step times, the median per variant, and each median's speed-up over
 `before` and over `xla`; writes JSON and a markdown table.
@@ -29,10 +31,11 @@ import tempfile
 from benchmarks import common
 
 VARIANTS = {  # name -> (environment overrides, --conv-impl)
-    "before": ({"GENJAX_XLA_FLAGS": "0"}, "before_conv_core"),
+    "before": ({"GENJAX_XLA_FLAGS": "0", "GENJAX_MALLOC": "0"}, "before_conv_core"),
     "xla": ({}, "xla"),
     "auto": ({}, "auto"),
     "onednn": ({}, "onednn"),
+    "winograd": ({}, "winograd"),
 }
 
 
@@ -67,7 +70,7 @@ def main(argv=None) -> dict:
       p.error(f"--variants: {args.variants!r}; valid: {', '.join(VARIANTS)}")
   else:
     from genjax.kernels import onednn_build  # pylint: disable=import-outside-toplevel
-    names = [n for n in VARIANTS if n != "onednn" or onednn_build.available()]
+    names = [n for n in VARIANTS if n not in ("onednn", "winograd") or onednn_build.available()]
   runs = {n: [] for n in names}
   with tempfile.TemporaryDirectory() as tmp:
     for r in range(args.rounds):

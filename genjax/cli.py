@@ -291,8 +291,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-  from genjax.kernels import xla_flags
+  from genjax.kernels import host_memory, xla_flags
   xla_flags.apply()  # before the first jax computation starts the CPU backend
+  host_memory.apply()  # before jax starts its threads
   argv = list(sys.argv[1:] if argv is None else argv)
   rest, overrides = _split_overrides(argv)
   args = build_parser().parse_args(rest)

@@ -5,10 +5,11 @@ The implementation is chosen per call, at trace time, in this order:
   2. the environment variable GENJAX_CONV_IMPL, unless unset, empty or "auto";
   3. on the CPU, the autotune table (genjax.kernels.autotune): the implementation that
      measured fastest, forward + backward, for this shape, dtype, padding and stride,
-     among those available ("onednn" needs oneDNN and a C++ compiler, see
-     genjax.kernels.onednn_build, and is left out of multi-device programs, where its
-     custom calls would gather sharded operands); "onednn" when available, else "xla",
-     is kept unless another is faster by the autotune's margin;
+     among those available ("onednn" and "winograd" need oneDNN and a C++ compiler, see
+     genjax.kernels.onednn_build, and are left out of multi-device programs, where their
+     custom calls would gather sharded operands); "winograd" when available (oneDNN's
+     direct convolution where Winograd does not apply), else "xla", is kept unless
+     another is faster by the autotune's margin;
   4. elsewhere (GPU, TPU), "xla": cuDNN / XLA's TPU convolution, not measured.
 """
 
@@ -20,12 +21,15 @@ from genjax.kernels import autotune, onednn_build
 from genjax.kernels.conv_gemm import conv2d_gemm
 from genjax.kernels.conv_onednn import conv2d_onednn
 from genjax.kernels.conv_taps import conv2d_taps
+from genjax.kernels.conv_winograd import conv2d_winograd
 from genjax.kernels.conv_xla import conv2d_xla
 from genjax.kernels.padding import MODES
 
 # name -> fn(x, w, *, stride, pad_mode) -> y; every entry meets the contract of conv2d.
 IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps, "gemm": conv2d_gemm,
-                   "onednn": conv2d_onednn}
+                   "onednn": conv2d_onednn, "winograd": conv2d_winograd}
+# The implementations that need the oneDNN glue (genjax.kernels.onednn_build).
+NEEDS_ONEDNN = ("onednn", "winograd")
 IMPL_ENV = "GENJAX_CONV_IMPL"
 # Per backend: the implementation used without measuring (and for convolutions too
 # small to be worth measuring). Only the CPU is autotuned.
@@ -42,14 +46,14 @@ def _check_name(name: str, source: str) -> str:
 
 def available_implementations() -> list[str]:
   """The IMPLEMENTATIONS names that can run in this process ("onednn" needs oneDNN)."""
-  return [n for n in IMPLEMENTATIONS if n != "onednn" or onednn_build.available()]
+  return [n for n in IMPLEMENTATIONS if n not in NEEDS_ONEDNN or onednn_build.available()]
 
 
 def autotune_candidates() -> dict:
   """The IMPLEMENTATIONS the autotune may measure in this process."""
   names = available_implementations()
-  if jax.device_count() > 1 and "onednn" in names:
-    names.remove("onednn")
+  if jax.device_count() > 1:
+    names = [n for n in names if n not in NEEDS_ONEDNN]
   return {n: IMPLEMENTATIONS[n] for n in names}
 
 
@@ -72,10 +76,11 @@ def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
   if key.flops < autotune.MIN_MEASURE_FLOPS:
     return default  # before autotune_candidates(), which may build the oneDNN glue
   candidates = autotune_candidates()
-  # oneDNN, where available, is the one to beat: forced, it ran the whole CIFAR train
-  # step faster than "xla" in each of four paired runs (1.02-1.3x), while timings of
-  # single convolutions split between the two (benchmarks/README.md).
-  preferred = "onednn" if "onednn" in candidates else default
+  # oneDNN's Winograd, where available, is the one to beat: it ran every CIFAR UNet 3x3
+  # convolution 1.3-2x faster than "xla" forward + backward, and the whole train step
+  # faster than "xla" and "onednn" (benchmarks/README.md), while the autotune's
+  # in-trace timings of single convolutions are noisy.
+  preferred = "winograd" if "winograd" in candidates else default
   return autotune.choose(key, candidates, default=preferred)
 
 

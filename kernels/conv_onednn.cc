@@ -2,14 +2,17 @@
 //
 // Built and loaded by genjax/kernels/onednn_build.py (g++, against the system oneDNN,
 // version 2.x or 3.x); called from genjax/kernels/conv_onednn.py, which has the custom
-// VJP and the padding. Three handlers, all with attributes stride_h, stride_w, pad_top,
-// pad_left (the bottom and right padding follow from the operand and result shapes):
+// VJP and the padding, and from conv_winograd.py. Five handlers, all with attributes
+// stride_h, stride_w, pad_top, pad_left (the bottom and right padding follow from the
+// operand and result shapes):
 //
 //   genjax_onednn_conv_fwd          x [N,H,W,Ci], w [kh,kw,Ci,Co]   -> y  [N,H',W',Co]
 //                                   (attribute flip = 1: w is [kh,kw,Co,Ci], used flipped
 //                                   and transposed: the input gradient at stride 1)
 //   genjax_onednn_conv_bwd_data     g [N,H',W',Co], w [kh,kw,Ci,Co] -> dx [N,H,W,Ci]
 //   genjax_onednn_conv_bwd_weights  x [N,H,W,Ci], g [N,H',W',Co]    -> dw [kh,kw,Ci,Co]
+//   genjax_onednn_winograd_fwd      x, w -> y   (3x3, stride 1: Winograd F(4x4, 3x3))
+//   genjax_onednn_winograd_bwd      x, w, g -> dx, dw   (the same, both gradients)
 //
 // Activations stay NHWC (what oneDNN's brgemm kernels run on, as PyTorch's channels_last);
 // the weights are given to oneDNN in the blocked layout it asks for ("any") and reordered
@@ -17,14 +20,18 @@
 // its fastest kernel.
 //
 // Primitive descriptors and primitives are cached per shape (creating them JIT-compiles
-// kernels). Each call brings its own scratchpad, so concurrent calls from XLA's threads
-// share nothing mutable.
+// kernels). Each call takes its own scratchpad and copies from a pool of reused buffers,
+// so concurrent calls from XLA's threads share nothing mutable.
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -36,25 +43,35 @@ namespace {
 
 struct ConvDims {
   int64_t n, h, w, ci, ho, wo, co, kh, kw, sh, sw, pt, pl, pb, pr;
+  bool winograd = false;  // Winograd F(4x4, 3x3) on nChw16c copies of the activations
 
   std::string Key(char kind) const {
     std::string k(1, kind);
-    for (int64_t v : {n, h, w, ci, ho, wo, co, kh, kw, sh, sw, pt, pl}) {
+    for (int64_t v : {n, h, w, ci, ho, wo, co, kh, kw, sh, sw, pt, pl, int64_t{winograd}}) {
       k += "," + std::to_string(v);
     }
     return k;
   }
-  memory::desc Src() const {
-    return {{n, ci, h, w}, memory::data_type::f32, memory::format_tag::nhwc};
+  dnnl::algorithm Algorithm() const {
+    return winograd ? dnnl::algorithm::convolution_winograd
+                    : dnnl::algorithm::convolution_direct;
   }
-  memory::desc Dst() const {
-    return {{n, co, ho, wo}, memory::data_type::f32, memory::format_tag::nhwc};
-  }
+  // The activations as the primitives see them: NHWC as given, or blocked for Winograd.
+  memory::desc Src() const { return Activation(ci, h, w, winograd); }
+  memory::desc Dst() const { return Activation(co, ho, wo, winograd); }
+  memory::desc UserSrc() const { return Activation(ci, h, w, false); }
+  memory::desc UserDst() const { return Activation(co, ho, wo, false); }
   memory::desc UserWeights() const {
     return {{co, ci, kh, kw}, memory::data_type::f32, memory::format_tag::hwio};
   }
   memory::desc AnyWeights() const {
     return {{co, ci, kh, kw}, memory::data_type::f32, memory::format_tag::any};
+  }
+
+ private:
+  memory::desc Activation(int64_t c, int64_t rows, int64_t cols, bool blocked) const {
+    return {{n, c, rows, cols}, memory::data_type::f32,
+            blocked ? memory::format_tag::nChw16c : memory::format_tag::nhwc};
   }
 };
 
@@ -81,12 +98,12 @@ dnnl::primitive_attr UserScratchpad() {
 dnnl::convolution_forward::primitive_desc ForwardPd(const ConvDims& d) {
   const auto attr = UserScratchpad();
 #if DNNL_VERSION_MAJOR >= 3
-  return {Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+  return {Engine(), dnnl::prop_kind::forward_training, d.Algorithm(),
           d.Src(), d.AnyWeights(), d.Dst(), {d.sh, d.sw}, {d.pt, d.pl}, {d.pb, d.pr}, attr};
 #else
-  dnnl::convolution_forward::desc od(dnnl::prop_kind::forward_training,
-                                     dnnl::algorithm::convolution_direct, d.Src(), d.AnyWeights(),
-                                     d.Dst(), {d.sh, d.sw}, {d.pt, d.pl}, {d.pb, d.pr});
+  dnnl::convolution_forward::desc od(dnnl::prop_kind::forward_training, d.Algorithm(),
+                                     d.Src(), d.AnyWeights(), d.Dst(), {d.sh, d.sw},
+                                     {d.pt, d.pl}, {d.pb, d.pr});
   return {od, attr, Engine()};
 #endif
 }
@@ -98,11 +115,11 @@ typename Backward::primitive_desc BackwardPd(const ConvDims& d) {
   const auto attr = UserScratchpad();
   const auto hint = ForwardPd(d);
 #if DNNL_VERSION_MAJOR >= 3
-  return {Engine(), dnnl::algorithm::convolution_direct, d.Src(), d.AnyWeights(), d.Dst(),
+  return {Engine(), d.Algorithm(), d.Src(), d.AnyWeights(), d.Dst(),
           {d.sh, d.sw}, {d.pt, d.pl}, {d.pb, d.pr}, hint, attr};
 #else
-  typename Backward::desc od(dnnl::algorithm::convolution_direct, d.Src(), d.AnyWeights(),
-                             d.Dst(), {d.sh, d.sw}, {d.pt, d.pl}, {d.pb, d.pr});
+  typename Backward::desc od(d.Algorithm(), d.Src(), d.AnyWeights(), d.Dst(), {d.sh, d.sw},
+                             {d.pt, d.pl}, {d.pb, d.pr});
   return {od, attr, Engine(), hint};
 #endif
 }
@@ -129,19 +146,89 @@ std::shared_ptr<const Prepared> Cached(const std::string& key, MakePd make_pd) {
   return cache->emplace(key, std::make_shared<const Prepared>(std::move(made))).first->second;
 }
 
-// Runs `conv` with `args` plus a fresh scratchpad on a stream of its own, and waits.
-void Execute(const Prepared& p, std::unordered_map<int, memory> args) {
+// Scratchpads and blocked copies are allocated from a pool of reused blocks, never freed
+// to the system: Winograd's scratchpads are 7-35 MB (CIFAR UNet shapes), and allocated
+// fresh on every call (glibc mmaps blocks that large) their pages were faulted in again
+// each time, which cost more than the Winograd backward pass saves. The pool holds at
+// most what the calls running at once have needed.
+class Pool {
+ public:
+  struct Block {
+    void* data = nullptr;
+    size_t bytes = 0;
+  };
+
+  // A free block of at least `bytes`, else a new one (replacing the largest free block,
+  // too small for this call, so the pool does not grow by every size it has seen).
+  Block Take(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto best = free_.end(), largest = free_.end();
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->bytes >= bytes && (best == free_.end() || it->bytes < best->bytes)) best = it;
+      if (largest == free_.end() || it->bytes > largest->bytes) largest = it;
+    }
+    if (best != free_.end()) {
+      Block b = *best;
+      free_.erase(best);
+      return b;
+    }
+    if (largest != free_.end()) {
+      std::free(largest->data);
+      free_.erase(largest);
+    }
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* data = std::aligned_alloc(64, rounded);
+    if (data == nullptr) throw std::bad_alloc();
+    return {data, rounded};
+  }
+
+  void Give(Block b) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(b);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Block> free_;
+};
+
+Pool& BufferPool() {
+  static Pool* pool = new Pool();
+  return *pool;
+}
+
+// The pooled buffers of one call: memory objects over them, given back on destruction.
+class Buffers {
+ public:
+  Buffers() = default;
+  Buffers(const Buffers&) = delete;
+  Buffers& operator=(const Buffers&) = delete;
+  ~Buffers() {
+    for (const Pool::Block& b : taken_) BufferPool().Give(b);
+  }
+
+  memory New(const memory::desc& desc) {
+    taken_.push_back(BufferPool().Take(std::max<size_t>(desc.get_size(), 1)));
+    return memory(desc, Engine(), taken_.back().data);
+  }
+
+ private:
+  std::vector<Pool::Block> taken_;
+};
+
+// Runs `conv` with `args` plus a scratchpad from `buffers` on a stream of its own, and waits.
+void Execute(const Prepared& p, Buffers& buffers, std::unordered_map<int, memory> args) {
   dnnl::stream stream(Engine());
-  args.insert({DNNL_ARG_SCRATCHPAD, memory(p.scratchpad, Engine())});
+  args.insert({DNNL_ARG_SCRATCHPAD, buffers.New(p.scratchpad)});
   p.conv.execute(stream, args);
   stream.wait();
 }
 
 // Weights in oneDNN's layout: the user's HWIO buffer itself, or a reordered copy.
-memory WeightsFor(const Prepared& p, const ConvDims& d, float* hwio) {
+memory WeightsFor(const Prepared& p, const ConvDims& d, float* hwio, Buffers& buffers) {
   memory user(d.UserWeights(), Engine(), hwio);
   if (p.weights == user.get_desc()) return user;
-  memory blocked(p.weights, Engine());
+  memory blocked = buffers.New(p.weights);
   dnnl::stream stream(Engine());
   dnnl::reorder(user, blocked).execute(stream, user, blocked);
   stream.wait();
@@ -155,8 +242,9 @@ memory WeightsFor(const Prepared& p, const ConvDims& d, float* hwio) {
 // stride-1 convolution, the input gradient: w is then [kh, kw, Co', Ci'] of the forward
 // convolution (d describes the transposed one: its inputs are w's outputs), and tap
 // (i, j) is w's tap (kh-1-i, kw-1-j) with its channel axes swapped.
-memory TapwiseWeights(const Prepared& p, const ConvDims& d, float* w, bool flip) {
-  memory blocked(p.weights, Engine());
+memory TapwiseWeights(const Prepared& p, const ConvDims& d, float* w, bool flip,
+                      Buffers& buffers) {
+  memory blocked = buffers.New(p.weights);
   dnnl::stream stream(Engine());
   // One tap of w as an [O = d.co, I = d.ci, 1, 1] array.
   const memory::dims strides = flip ? memory::dims{d.ci, 1, 1, 1} : memory::dims{1, d.co, 1, 1};
@@ -199,10 +287,11 @@ ffi::Error ConvForward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32> y, int64_t stri
       auto pd = ForwardPd(d);
       return Prepared{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()};
     });
-    memory weights = TapwiseWeights(*p, d, w.typed_data(), flip != 0);
-    Execute(*p, {{DNNL_ARG_SRC, memory(d.Src(), Engine(), x.typed_data())},
+    Buffers buffers;
+    memory weights = TapwiseWeights(*p, d, w.typed_data(), flip != 0, buffers);
+    Execute(*p, buffers, {{DNNL_ARG_SRC, memory(d.UserSrc(), Engine(), x.typed_data())},
                  {DNNL_ARG_WEIGHTS, weights},
-                 {DNNL_ARG_DST, memory(d.Dst(), Engine(), y->typed_data())}});
+                 {DNNL_ARG_DST, memory(d.UserDst(), Engine(), y->typed_data())}});
   });
 }
 
@@ -216,10 +305,32 @@ ffi::Error ConvBackwardData(F32 g, F32 w, ffi::ResultBuffer<ffi::F32> dx, int64_
       return Prepared{dnnl::convolution_backward_data(pd), pd.weights_desc(),
                       pd.scratchpad_desc()};
     });
-    Execute(*p, {{DNNL_ARG_DIFF_DST, memory(d.Dst(), Engine(), g.typed_data())},
-                 {DNNL_ARG_WEIGHTS, WeightsFor(*p, d, w.typed_data())},
-                 {DNNL_ARG_DIFF_SRC, memory(d.Src(), Engine(), dx->typed_data())}});
+    Buffers buffers;
+    Execute(*p, buffers, {{DNNL_ARG_DIFF_DST, memory(d.UserDst(), Engine(), g.typed_data())},
+                          {DNNL_ARG_WEIGHTS, WeightsFor(*p, d, w.typed_data(), buffers)},
+                 {DNNL_ARG_DIFF_SRC, memory(d.UserSrc(), Engine(), dx->typed_data())}});
   });
+}
+
+// The weight gradient of the convolution d into dw [kh, kw, Ci, Co], from src and diff_dst
+// in the layouts d asks for.
+void WeightGradient(const ConvDims& d, const memory& src, const memory& diff_dst, float* dw,
+                    Buffers& buffers) {
+  auto p = Cached(d.Key('w'), [&] {
+    auto pd = BackwardPd<dnnl::convolution_backward_weights>(d);
+    return Prepared{dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(),
+                    pd.scratchpad_desc()};
+  });
+  memory user(d.UserWeights(), Engine(), dw);
+  const bool reorder = p->weights != user.get_desc();
+  memory out = reorder ? buffers.New(p->weights) : user;
+  Execute(*p, buffers,
+          {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, out}});
+  if (reorder) {
+    dnnl::stream stream(Engine());
+    dnnl::reorder(out, user).execute(stream, out, user);
+    stream.wait();
+  }
 }
 
 ffi::Error ConvBackwardWeights(F32 x, F32 g, ffi::ResultBuffer<ffi::F32> dw, int64_t stride_h,
@@ -227,22 +338,74 @@ ffi::Error ConvBackwardWeights(F32 x, F32 g, ffi::ResultBuffer<ffi::F32> dw, int
   return Guarded([&] {
     const ConvDims d = MakeDims(x.dimensions(), dw->dimensions(), g.dimensions(), stride_h,
                                 stride_w, pad_top, pad_left);
-    auto p = Cached(d.Key('w'), [&] {
-      auto pd = BackwardPd<dnnl::convolution_backward_weights>(d);
-      return Prepared{dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(),
+    Buffers buffers;
+    WeightGradient(d, memory(d.UserSrc(), Engine(), x.typed_data()),
+                   memory(d.UserDst(), Engine(), g.typed_data()), dw->typed_data(), buffers);
+  });
+}
+
+// Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3, AVX-512): runs on nChw16c activations,
+// so the handlers copy them in and out of that layout (each copy is a few percent of
+// the convolution: benchmarks/README.md). The backward handler computes both gradients
+// from one blocked copy of g and of x.
+
+// `from` copied into a new buffer of layout `to`.
+memory Reordered(const memory& from, const memory::desc& to, Buffers& buffers) {
+  memory out = buffers.New(to);
+  dnnl::stream stream(Engine());
+  dnnl::reorder(from, out).execute(stream, const_cast<memory&>(from), out);
+  stream.wait();
+  return out;
+}
+
+void CopyInto(const memory& from, const memory& to) {
+  dnnl::stream stream(Engine());
+  dnnl::reorder(from, to).execute(stream, const_cast<memory&>(from), const_cast<memory&>(to));
+  stream.wait();
+}
+
+ffi::Error WinogradForward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32> y, int64_t stride_h,
+                           int64_t stride_w, int64_t pad_top, int64_t pad_left) {
+  return Guarded([&] {
+    ConvDims d = MakeDims(x.dimensions(), w.dimensions(), y->dimensions(), stride_h, stride_w,
+                          pad_top, pad_left);
+    d.winograd = true;
+    auto p = Cached(d.Key('f'), [&] {
+      auto pd = ForwardPd(d);
+      return Prepared{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()};
+    });
+    Buffers buffers;
+    memory xb = Reordered(memory(d.UserSrc(), Engine(), x.typed_data()), d.Src(), buffers);
+    memory yb = buffers.New(d.Dst());
+    Execute(*p, buffers, {{DNNL_ARG_SRC, xb},
+                          {DNNL_ARG_WEIGHTS, WeightsFor(*p, d, w.typed_data(), buffers)},
+                          {DNNL_ARG_DST, yb}});
+    CopyInto(yb, memory(d.UserDst(), Engine(), y->typed_data()));
+  });
+}
+
+ffi::Error WinogradBackward(F32 x, F32 w, F32 g, ffi::ResultBuffer<ffi::F32> dx,
+                            ffi::ResultBuffer<ffi::F32> dw, int64_t stride_h, int64_t stride_w,
+                            int64_t pad_top, int64_t pad_left) {
+  return Guarded([&] {
+    ConvDims d = MakeDims(x.dimensions(), w.dimensions(), g.dimensions(), stride_h, stride_w,
+                          pad_top, pad_left);
+    d.winograd = true;
+    auto p = Cached(d.Key('d'), [&] {
+      auto pd = BackwardPd<dnnl::convolution_backward_data>(d);
+      return Prepared{dnnl::convolution_backward_data(pd), pd.weights_desc(),
                       pd.scratchpad_desc()};
     });
-    memory user(d.UserWeights(), Engine(), dw->typed_data());
-    const bool reorder = p->weights != user.get_desc();
-    memory out = reorder ? memory(p->weights, Engine()) : user;
-    Execute(*p, {{DNNL_ARG_SRC, memory(d.Src(), Engine(), x.typed_data())},
-                 {DNNL_ARG_DIFF_DST, memory(d.Dst(), Engine(), g.typed_data())},
-                 {DNNL_ARG_DIFF_WEIGHTS, out}});
-    if (reorder) {
-      dnnl::stream stream(Engine());
-      dnnl::reorder(out, user).execute(stream, out, user);
-      stream.wait();
-    }
+    Buffers buffers;
+    memory gb = Reordered(memory(d.UserDst(), Engine(), g.typed_data()), d.Dst(), buffers);
+    memory dxb = buffers.New(d.Src());
+    Execute(*p, buffers,
+            {{DNNL_ARG_DIFF_DST, gb},
+             {DNNL_ARG_WEIGHTS, WeightsFor(*p, d, w.typed_data(), buffers)},
+             {DNNL_ARG_DIFF_SRC, dxb}});
+    CopyInto(dxb, memory(d.UserSrc(), Engine(), dx->typed_data()));
+    memory xb = Reordered(memory(d.UserSrc(), Engine(), x.typed_data()), d.Src(), buffers);
+    WeightGradient(d, xb, gb, dw->typed_data(), buffers);
   });
 }
 
@@ -259,3 +422,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(genjax_onednn_conv_bwd_data, ConvBackwardData,
                               GENJAX_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(genjax_onednn_conv_bwd_weights, ConvBackwardWeights,
                               GENJAX_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(genjax_onednn_winograd_fwd, WinogradForward, GENJAX_CONV_BINDING);
+// x, w, g -> dx, dw.
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    genjax_onednn_winograd_bwd, WinogradBackward,
+    ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
+        .Attr<int64_t>("stride_h").Attr<int64_t>("stride_w").Attr<int64_t>("pad_top")
+        .Attr<int64_t>("pad_left"));

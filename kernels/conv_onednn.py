@@ -76,7 +76,7 @@ def _conv_bwd(stride, pads, out_hw, residuals, g):
 _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
-def _operand(x: jax.Array, kh: int, kw: int, stride: int, mode: str):
+def explicit_padding(x: jax.Array, kh: int, kw: int, stride: int, mode: str):
   """(xe, pads, (H', W')): x with the wrap-around padding of `mode` made explicit and
   cropped to the rows and columns the output reads, and the zero padding left to
   oneDNN at the top and left."""
@@ -100,5 +100,5 @@ def conv2d_onednn(x: jax.Array, w: jax.Array, *, stride: int, pad_mode: str) -> 
   onednn_build.OneDnnUnavailable (with the reason) where oneDNN cannot be built."""
   onednn_build.require()
   kh, kw = w.shape[:2]
-  xe, pads, out_hw = _operand(x.astype(_F32), kh, kw, stride, pad_mode)
+  xe, pads, out_hw = explicit_padding(x.astype(_F32), kh, kw, stride, pad_mode)
   return _conv(xe, w.astype(_F32), stride, pads, out_hw).astype(x.dtype)

@@ -28,7 +28,8 @@ import jax
 
 SOURCE = pathlib.Path(__file__).with_name("conv_onednn.cc")
 TARGETS = ("genjax_onednn_conv_fwd", "genjax_onednn_conv_bwd_data",
-           "genjax_onednn_conv_bwd_weights")
+           "genjax_onednn_conv_bwd_weights", "genjax_onednn_winograd_fwd",
+           "genjax_onednn_winograd_bwd")
 ROOT_ENV = "GENJAX_ONEDNN_ROOT"
 CACHE_ENV = "GENJAX_KERNEL_CACHE"
 OPT_OUT_ENV = "GENJAX_ONEDNN"

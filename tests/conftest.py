@@ -9,9 +9,10 @@ import tempfile
 
 # Must be set before jax initializes its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
-from genjax.kernels import xla_flags  # noqa: E402  (imports jax, starts no backend)
+from genjax.kernels import host_memory, xla_flags  # noqa: E402  (imports jax, starts no backend)
 
-xla_flags.apply()  # the tests run with the flags the `genjax` command sets
+xla_flags.apply()  # the tests run with the flags and malloc settings the `genjax` command sets
+host_memory.apply()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"genjax-test-jax-cache-{os.getuid()}"))

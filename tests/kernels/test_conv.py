@@ -176,20 +176,34 @@ def test_bad_shapes():
 
 
 # oneDNN keeps weights in blocked layouts (16, 32 or 64 channels a block) and copies them
-# tap by tap; channel counts that are not multiples of a block pad the layout.
+# tap by tap; channel counts that are not multiples of a block pad the layout. Winograd
+# covers 3x3 stride 1 with channels in whole 16-blocks (the rest is oneDNN's direct path):
+# every padding mode, odd sizes, batch 1, a 4x4 image smaller than two output tiles.
 BLOCKED = [(2, 9, 11, 40, 72, 3, 1, "SAME"), (1, 10, 8, 72, 40, 3, 2, "CIRCULAR_W"),
            (2, 6, 8, 64, 48, 3, 1, "SPHERE"), (2, 7, 7, 48, 80, 1, 2, "SAME")]
+WINOGRAD = [(2, 9, 11, 16, 32, 3, 1, "SAME"), (1, 7, 10, 32, 16, 3, 1, "CIRCULAR_W"),
+            (2, 5, 8, 48, 16, 3, 1, "SPHERE"), (3, 4, 4, 16, 64, 3, 1, "SAME")]
+ONEDNN_CASES = [("onednn", s) for s in BLOCKED] + [("winograd", s) for s in WINOGRAD]
 
 
-@pytest.mark.parametrize("shape", BLOCKED, ids=["x".join(map(str, s)) for s in BLOCKED])
-def test_onednn_blocked_weight_layouts(shape):
-  _skip_unavailable("onednn")
+@pytest.mark.parametrize("impl, shape", ONEDNN_CASES,
+                         ids=[f"{i}-" + "x".join(map(str, s)) for i, s in ONEDNN_CASES])
+def test_onednn_blocked_layouts(impl, shape):
+  _skip_unavailable(impl)
   *_, stride, padding = shape
   x, w = _data(shape)
   y_ref = conv2d_reference(x, w, stride=stride, padding=padding)
   g = np.random.default_rng(1).standard_normal(y_ref.shape)
   y, dx, dw = _forward_and_vjp(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32),
-                               jnp.asarray(g, jnp.float32), impl="onednn", stride=stride,
+                               jnp.asarray(g, jnp.float32), impl=impl, stride=stride,
                                padding=padding)
   dx_ref, dw_ref = _reference_grads(x, w, g, stride, padding)
   assert _rel(y, y_ref) <= 1e-5 and _rel(dx, dx_ref) <= 1e-5 and _rel(dw, dw_ref) <= 1e-5
+
+
+def test_winograd_covers_only_what_it_computes():
+  from genjax.kernels.conv_winograd import covers  # pylint: disable=import-outside-toplevel
+  assert covers((2, 8, 8, 16), (3, 3, 16, 32), 1)
+  assert not covers((2, 8, 8, 16), (3, 3, 16, 32), 2)      # stride 2
+  assert not covers((2, 8, 8, 16), (1, 1, 16, 32), 1)      # 1x1
+  assert not covers((2, 8, 8, 40), (3, 3, 40, 32), 1)      # not whole 16-channel blocks

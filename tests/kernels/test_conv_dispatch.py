@@ -102,7 +102,7 @@ def test_small_convolutions_use_the_default_without_asking(monkeypatch):
   assert not asked
 
 
-def test_onednn_is_the_default_to_beat_where_available(monkeypatch):
+def test_winograd_is_the_default_to_beat_where_available(monkeypatch):
   from genjax.kernels import onednn_build
   defaults = []
   monkeypatch.setattr(autotune, "choose",
@@ -110,10 +110,10 @@ def test_onednn_is_the_default_to_beat_where_available(monkeypatch):
   monkeypatch.delenv(conv.IMPL_ENV, raising=False)
   monkeypatch.setattr(onednn_build, "status", lambda: None)
   monkeypatch.setattr(jax, "device_count", lambda: 1)
-  assert conv.select_impl(**SHAPES) == "onednn"
+  assert conv.select_impl(**SHAPES) == "winograd"
   monkeypatch.setattr(jax, "device_count", lambda: 4)  # left out of multi-device programs
   assert conv.select_impl(**SHAPES) == "xla"
   monkeypatch.setattr(jax, "device_count", lambda: 1)
   monkeypatch.setattr(onednn_build, "status", lambda: "not installed")
   assert conv.select_impl(**SHAPES) == "xla"
-  assert defaults == ["onednn", "xla", "xla"]
+  assert defaults == ["winograd", "xla", "xla"]

@@ -1,0 +1,44 @@
+"""host_memory.apply: glibc keeps freed memory, so a repeated large allocation stops
+page-faulting (checked in a fresh process: the settings are process-wide)."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from genjax.kernels import host_memory
+
+# Allocates, touches and frees 256 MB five times; prints the page faults of the last four.
+PROBE = """
+import resource, sys
+from genjax.kernels import host_memory
+print(host_memory.apply(), file=sys.stderr)
+def touch():
+  b = bytearray(256 << 20)      # calloc-like: glibc hands out fresh (mmap) or reused pages
+  b[::4096] = b"x" * len(b[::4096])
+touch()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+  touch()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _faults(opt_out: bool) -> int:
+  env = {**os.environ, host_memory.OPT_OUT_ENV: "0" if opt_out else "1"}
+  done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                        check=True)
+  return int(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
+def test_freed_memory_is_reused_without_page_faults():
+  pages = 4 * (256 << 20) // 4096
+  assert _faults(opt_out=True) > pages // 2   # glibc's default: mmap, unmap, fault again
+  assert _faults(opt_out=False) < pages // 20
+
+
+def test_opt_out():
+  assert not host_memory.apply({host_memory.OPT_OUT_ENV: "0"})
