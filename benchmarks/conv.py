@@ -44,6 +44,7 @@ import numpy as np
 
 from benchmarks import common
 from genjax.kernels import autotune, conv
+from genjax.kernels.conv_reference import conv2d_reference
 
 PRESETS = {
     "issue": ["8x64x64x128->128", "8x32x32x256->256", "8x16x16x512->512"],
@@ -174,6 +175,9 @@ def bench_shape(shape: Shape, dtype: str, *, impls, passes, padding: str, repeat
   operands = _operands(shape, jnp.dtype(dtype))
   candidates, info = {}, {}   # name -> callable(); name -> row fields
   reference = None
+  # The forward pass in float64 from the same (rounded) operands: each implementation's
+  # own error, Winograd's in particular.
+  exact = conv2d_reference(operands[0], operands[1], stride=shape.stride, padding=padding)
   for impl in impls:
     t = time.perf_counter()
     programs = _jax_programs(impl, shape, padding, operands, passes)
@@ -190,6 +194,7 @@ def bench_shape(shape: Shape, dtype: str, *, impls, passes, padding: str, repeat
       candidates[(impl, p)] = functools.partial(compiled, *args)
       mem = common.memory_analysis(compiled)
       info[(impl, p)] = {"compile_s": compile_s, "rel_err_vs_" + impls[0]: max(errors),
+                         "rel_err_fwd_f64": _rel(outputs[0], exact),
                          "args_mib": mem.get("argument", 0) / 2**20,
                          "out_mib": mem.get("output", 0) / 2**20,
                          "temp_mib": mem.get("temp", 0) / 2**20}
@@ -197,12 +202,14 @@ def bench_shape(shape: Shape, dtype: str, *, impls, passes, padding: str, repeat
     if padding != "SAME":
       raise ValueError(f"PyTorch columns need --padding SAME, got {padding!r}")
     tt = _Torch(shape, dtype, operands)
-    errors = [_rel(o, r) for o, r in zip(tt.outputs_nhwc(), reference)]
+    torch_outputs = tt.outputs_nhwc()
+    errors = [_rel(o, r) for o, r in zip(torch_outputs, reference)]
     if max(errors) > AGREE[dtype]:
       raise AssertionError(f"torch on {shape} {dtype} disagrees with {impls[0]}: {errors}")
     for p in (p for p in passes if p in DEFAULT_PASSES):
       candidates[("torch", p)] = getattr(tt, p)
-      info[("torch", p)] = {"rel_err_vs_" + impls[0]: max(errors)}
+      info[("torch", p)] = {"rel_err_vs_" + impls[0]: max(errors),
+                            "rel_err_fwd_f64": _rel(torch_outputs[0], exact)}
   a = jnp.ones((MATMUL_N, MATMUL_N), dtype)
   matmul = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32)).lower(
       a, a).compile()
@@ -292,7 +299,7 @@ COLUMNS = [("shape", "shape", ""), ("dtype", "dtype", ""), ("pass", "pass", ""),
            ("impl", "impl", ""), ("median_ms", "median ms", ".2f"), ("gflops", "GFLOP/s", ".0f"),
            ("pct_matmul", "% matmul", ".0f"), ("vs_torch", "x torch", ".2f"),
            ("cpu_ms", "CPU ms", ".1f"), ("pct_matmul_cpu", "% matmul CPU", ".0f"),
-           ("vs_torch_cpu", "x torch CPU", ".2f"),
+           ("vs_torch_cpu", "x torch CPU", ".2f"), ("rel_err_fwd_f64", "fwd err vs f64", ".1e"),
            ("args_mib", "args MiB", ".1f"), ("out_mib", "out MiB", ".1f"),
            ("temp_mib", "temp MiB", ".1f"), ("peak_rss_mib", "peak RSS MiB", ".0f")]
 

@@ -29,6 +29,7 @@
 #include <new>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -197,10 +198,21 @@ Pool& BufferPool() {
   return *pool;
 }
 
-// The pooled buffers of one call: memory objects over them, given back on destruction.
+constexpr size_t kAlign = 64;
+
+size_t Aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+// The buffers of one call, as memory objects: from the pool (given back on destruction),
+// or carved from a workspace XLA allocated for the call (an operand of the custom call,
+// so XLA's buffer assignment shares its memory with other temporaries).
 class Buffers {
  public:
   Buffers() = default;
+  Buffers(void* workspace, size_t bytes) {
+    const auto start = reinterpret_cast<uintptr_t>(workspace);
+    base_ = reinterpret_cast<char*>(Aligned(start));
+    capacity_ = bytes - std::min(bytes, static_cast<size_t>(Aligned(start) - start));
+  }
   Buffers(const Buffers&) = delete;
   Buffers& operator=(const Buffers&) = delete;
   ~Buffers() {
@@ -208,12 +220,23 @@ class Buffers {
   }
 
   memory New(const memory::desc& desc) {
-    taken_.push_back(BufferPool().Take(std::max<size_t>(desc.get_size(), 1)));
+    const size_t bytes = std::max<size_t>(desc.get_size(), 1);
+    if (base_ != nullptr) {
+      if (used_ + bytes > capacity_) {
+        throw std::runtime_error("workspace smaller than its computed size (a bug)");
+      }
+      memory out(desc, Engine(), base_ + used_);
+      used_ += Aligned(bytes);
+      return out;
+    }
+    taken_.push_back(BufferPool().Take(bytes));
     return memory(desc, Engine(), taken_.back().data);
   }
 
  private:
   std::vector<Pool::Block> taken_;
+  char* base_ = nullptr;
+  size_t capacity_ = 0, used_ = 0;
 };
 
 // Runs `conv` with `args` plus a scratchpad from `buffers` on a stream of its own, and waits.
@@ -314,13 +337,17 @@ ffi::Error ConvBackwardData(F32 g, F32 w, ffi::ResultBuffer<ffi::F32> dx, int64_
 
 // The weight gradient of the convolution d into dw [kh, kw, Ci, Co], from src and diff_dst
 // in the layouts d asks for.
-void WeightGradient(const ConvDims& d, const memory& src, const memory& diff_dst, float* dw,
-                    Buffers& buffers) {
-  auto p = Cached(d.Key('w'), [&] {
+std::shared_ptr<const Prepared> PreparedWeightGradient(const ConvDims& d) {
+  return Cached(d.Key('w'), [&] {
     auto pd = BackwardPd<dnnl::convolution_backward_weights>(d);
     return Prepared{dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(),
                     pd.scratchpad_desc()};
   });
+}
+
+void WeightGradient(const ConvDims& d, const memory& src, const memory& diff_dst, float* dw,
+                    Buffers& buffers) {
+  auto p = PreparedWeightGradient(d);
   memory user(d.UserWeights(), Engine(), dw);
   const bool reorder = p->weights != user.get_desc();
   memory out = reorder ? buffers.New(p->weights) : user;
@@ -347,7 +374,9 @@ ffi::Error ConvBackwardWeights(F32 x, F32 g, ffi::ResultBuffer<ffi::F32> dw, int
 // Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3, AVX-512): runs on nChw16c activations,
 // so the handlers copy them in and out of that layout (each copy is a few percent of
 // the convolution: benchmarks/README.md). The backward handler computes both gradients
-// from one blocked copy of g and of x.
+// from one blocked copy of g and of x. The copies, the blocked weights and oneDNN's
+// scratchpads (7-35 MB at the CIFAR UNet's shapes) live in a workspace that XLA
+// allocates as an extra result of the call, of the size WinogradWorkspaceBytes gives.
 
 // `from` copied into a new buffer of layout `to`.
 memory Reordered(const memory& from, const memory::desc& to, Buffers& buffers) {
@@ -364,17 +393,59 @@ void CopyInto(const memory& from, const memory& to) {
   stream.wait();
 }
 
-ffi::Error WinogradForward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32> y, int64_t stride_h,
-                           int64_t stride_w, int64_t pad_top, int64_t pad_left) {
+std::shared_ptr<const Prepared> PreparedWinogradForward(const ConvDims& d) {
+  return Cached(d.Key('f'), [&] {
+    auto pd = ForwardPd(d);
+    return Prepared{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()};
+  });
+}
+
+std::shared_ptr<const Prepared> PreparedWinogradBackwardData(const ConvDims& d) {
+  return Cached(d.Key('d'), [&] {
+    auto pd = BackwardPd<dnnl::convolution_backward_data>(d);
+    return Prepared{dnnl::convolution_backward_data(pd), pd.weights_desc(),
+                    pd.scratchpad_desc()};
+  });
+}
+
+// Bytes of workspace the Winograd handlers carve their buffers from: what each New() of
+// the handler below takes, in order, each rounded up to kAlign, plus kAlign to align
+// the start. Creates (and caches) the primitives, so it also fails where Winograd does.
+size_t WinogradWorkspaceBytes(const ConvDims& d, bool backward) {
+  size_t total = kAlign;
+  if (!backward) {
+    auto p = PreparedWinogradForward(d);
+    for (const memory::desc& m : {d.Src(), d.Dst(), p->weights, p->scratchpad}) {
+      total += Aligned(std::max<size_t>(m.get_size(), 1));
+    }
+    return total;
+  }
+  auto pd = PreparedWinogradBackwardData(d);
+  auto pw = PreparedWeightGradient(d);
+  for (const memory::desc& m : {d.Dst(), d.Src(), pd->weights, pd->scratchpad, d.Src(),
+                                pw->weights, pw->scratchpad}) {
+    total += Aligned(std::max<size_t>(m.get_size(), 1));
+  }
+  return total;
+}
+
+ConvDims WinogradDims(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
+                      ffi::Span<const int64_t> y, int64_t pad_top, int64_t pad_left) {
+  ConvDims d = MakeDims(x, w, y, 1, 1, pad_top, pad_left);
+  d.winograd = true;
+  return d;
+}
+
+using Workspace = ffi::ResultBuffer<ffi::U8>;
+
+ffi::Error WinogradForward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32> y, Workspace workspace,
+                           int64_t stride_h, int64_t stride_w, int64_t pad_top,
+                           int64_t pad_left) {
   return Guarded([&] {
-    ConvDims d = MakeDims(x.dimensions(), w.dimensions(), y->dimensions(), stride_h, stride_w,
-                          pad_top, pad_left);
-    d.winograd = true;
-    auto p = Cached(d.Key('f'), [&] {
-      auto pd = ForwardPd(d);
-      return Prepared{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()};
-    });
-    Buffers buffers;
+    const ConvDims d = WinogradDims(x.dimensions(), w.dimensions(), y->dimensions(), pad_top,
+                                    pad_left);
+    auto p = PreparedWinogradForward(d);
+    Buffers buffers(workspace->untyped_data(), workspace->size_bytes());
     memory xb = Reordered(memory(d.UserSrc(), Engine(), x.typed_data()), d.Src(), buffers);
     memory yb = buffers.New(d.Dst());
     Execute(*p, buffers, {{DNNL_ARG_SRC, xb},
@@ -385,18 +456,14 @@ ffi::Error WinogradForward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32> y, int64_t 
 }
 
 ffi::Error WinogradBackward(F32 x, F32 w, F32 g, ffi::ResultBuffer<ffi::F32> dx,
-                            ffi::ResultBuffer<ffi::F32> dw, int64_t stride_h, int64_t stride_w,
-                            int64_t pad_top, int64_t pad_left) {
+                            ffi::ResultBuffer<ffi::F32> dw, Workspace workspace,
+                            int64_t stride_h, int64_t stride_w, int64_t pad_top,
+                            int64_t pad_left) {
   return Guarded([&] {
-    ConvDims d = MakeDims(x.dimensions(), w.dimensions(), g.dimensions(), stride_h, stride_w,
-                          pad_top, pad_left);
-    d.winograd = true;
-    auto p = Cached(d.Key('d'), [&] {
-      auto pd = BackwardPd<dnnl::convolution_backward_data>(d);
-      return Prepared{dnnl::convolution_backward_data(pd), pd.weights_desc(),
-                      pd.scratchpad_desc()};
-    });
-    Buffers buffers;
+    const ConvDims d = WinogradDims(x.dimensions(), w.dimensions(), g.dimensions(), pad_top,
+                                    pad_left);
+    auto p = PreparedWinogradBackwardData(d);
+    Buffers buffers(workspace->untyped_data(), workspace->size_bytes());
     memory gb = Reordered(memory(d.UserDst(), Engine(), g.typed_data()), d.Dst(), buffers);
     memory dxb = buffers.New(d.Src());
     Execute(*p, buffers,
@@ -422,10 +489,32 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(genjax_onednn_conv_bwd_data, ConvBackwardData,
                               GENJAX_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(genjax_onednn_conv_bwd_weights, ConvBackwardWeights,
                               GENJAX_CONV_BINDING);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(genjax_onednn_winograd_fwd, WinogradForward, GENJAX_CONV_BINDING);
-// x, w, g -> dx, dw.
+// x, w -> y, workspace.
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    genjax_onednn_winograd_fwd, WinogradForward,
+    ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Ret<F32>().Ret<ffi::Buffer<ffi::U8>>()
+        .Attr<int64_t>("stride_h").Attr<int64_t>("stride_w").Attr<int64_t>("pad_top")
+        .Attr<int64_t>("pad_left"));
+// x, w, g -> dx, dw, workspace.
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     genjax_onednn_winograd_bwd, WinogradBackward,
     ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
-        .Attr<int64_t>("stride_h").Attr<int64_t>("stride_w").Attr<int64_t>("pad_top")
-        .Attr<int64_t>("pad_left"));
+        .Ret<ffi::Buffer<ffi::U8>>().Attr<int64_t>("stride_h").Attr<int64_t>("stride_w")
+        .Attr<int64_t>("pad_top").Attr<int64_t>("pad_left"));
+
+// The workspace size of a Winograd call, for the Python side to allocate it: x, w and y
+// are the dimensions of the forward convolution's NHWC input, HWIO weights and output.
+// Returns -1 where oneDNN has no Winograd kernel for this convolution (the caller then
+// uses the direct one).
+extern "C" int64_t genjax_onednn_winograd_workspace_bytes(int64_t backward, const int64_t* x,
+                                                          const int64_t* w, const int64_t* y,
+                                                          int64_t pad_top, int64_t pad_left) {
+  try {
+    const ConvDims d = WinogradDims(ffi::Span<const int64_t>(x, 4),
+                                    ffi::Span<const int64_t>(w, 4),
+                                    ffi::Span<const int64_t>(y, 4), pad_top, pad_left);
+    return static_cast<int64_t>(WinogradWorkspaceBytes(d, backward != 0));
+  } catch (const std::exception&) {
+    return -1;
+  }
+}

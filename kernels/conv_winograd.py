@@ -5,7 +5,10 @@ Winograd's minimal filtering computes each 4x4 output tile of a 3x3 convolution 
 theory. oneDNN's implementation (jit_wino_4x3, AVX-512) runs its transforms and the
 batched products in blocked nChw16c layout; the handlers in kernels/conv_onednn.cc copy
 the NHWC activations into that layout and back on each call, and the backward handler
-computes both gradients from one copy of each operand. On the project's 2-core CPU this
+computes both gradients from one copy of each operand. Those copies and oneDNN's
+scratchpads live in a workspace that XLA allocates as an extra result of each call, so
+XLA's buffer assignment shares it with other temporaries (and counts it in the
+program's memory_analysis). On the project's 2-core CPU this
 ran the three passes 1.5-2.5x faster than oneDNN's direct convolution, copies included
 (benchmarks/README.md).
 
@@ -18,6 +21,7 @@ convolution: this implementation meets the whole conv2d contract. Wrap-around pa
 is made explicit first, as in conv_onednn.
 """
 
+import ctypes
 import functools
 
 import jax
@@ -33,9 +37,24 @@ CHANNEL_BLOCK = 16
 
 
 def covers(x_shape, w_shape, stride: int) -> bool:
-  """Whether Winograd computes this convolution (else oneDNN's direct convolution does)."""
+  """Whether Winograd may compute this convolution: 3x3, stride 1, whole channel blocks
+  (else oneDNN's direct convolution does; so it does where oneDNN has no Winograd
+  kernel for the shape, see workspace_bytes)."""
   kh, kw, ci, co = w_shape
   return (kh, kw, stride) == (3, 3, 1) and ci % CHANNEL_BLOCK == 0 and co % CHANNEL_BLOCK == 0
+
+
+@functools.cache
+def workspace_bytes(backward: bool, xe_shape, w_shape, out_shape, pads) -> int:
+  """Bytes of the workspace a Winograd call carves its buffers from (blocked copies of
+  the activations and weights, oneDNN's scratchpad), or -1 where oneDNN has no Winograd
+  kernel for the convolution. Shapes are the forward convolution's: xe [B, He, We, Cin]
+  (explicitly padded input), w [3, 3, Cin, Cout], out [B, H', W', Cout]."""
+  dims = [(ctypes.c_int64 * 4)(*shape) for shape in (xe_shape, w_shape, out_shape)]
+  fn = onednn_build.library().genjax_onednn_winograd_workspace_bytes
+  fn.restype = ctypes.c_int64
+  return int(fn(ctypes.c_int64(int(backward)), *dims, ctypes.c_int64(pads[0]),
+                ctypes.c_int64(pads[1])))
 
 
 def _attrs(pads):
@@ -43,13 +62,20 @@ def _attrs(pads):
               pad_left=np.int64(pads[1]))
 
 
+def _workspace(backward: bool, xe, w, out_shape, pads) -> jax.ShapeDtypeStruct:
+  nbytes = workspace_bytes(backward, xe.shape, w.shape, out_shape, pads)
+  return jax.ShapeDtypeStruct((nbytes,), jnp.uint8)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv(xe, w, pads, out_hw):
   """float32 xe [B, He, We, Cin], w [3, 3, Cin, Cout] -> float32 [B, H', W', Cout]: the
-  stride-1 convolution of xe zero-padded by `pads` at the top and left."""
+  stride-1 convolution of xe zero-padded by `pads` at the top and left. The workspace
+  is a result XLA allocates and the program drops."""
   out = jax.ShapeDtypeStruct((xe.shape[0], *out_hw, w.shape[-1]), _F32)
-  return jax.ffi.ffi_call("genjax_onednn_winograd_fwd", out, vmap_method="sequential")(
-      xe, w, **_attrs(pads))
+  y, _ = jax.ffi.ffi_call("genjax_onednn_winograd_fwd", (out, _workspace(False, xe, w, out.shape, pads)),
+                          vmap_method="sequential")(xe, w, **_attrs(pads))
+  return y
 
 
 def _conv_fwd(xe, w, pads, out_hw):
@@ -58,9 +84,10 @@ def _conv_fwd(xe, w, pads, out_hw):
 
 def _conv_bwd(pads, out_hw, residuals, g):
   xe, w = residuals
-  shapes = (jax.ShapeDtypeStruct(xe.shape, _F32), jax.ShapeDtypeStruct(w.shape, _F32))
-  dxe, dw = jax.ffi.ffi_call("genjax_onednn_winograd_bwd", shapes, vmap_method="sequential")(
-      xe, w, g, **_attrs(pads))
+  shapes = (jax.ShapeDtypeStruct(xe.shape, _F32), jax.ShapeDtypeStruct(w.shape, _F32),
+            _workspace(True, xe, w, g.shape, pads))
+  dxe, dw, _ = jax.ffi.ffi_call("genjax_onednn_winograd_bwd", shapes,
+                                vmap_method="sequential")(xe, w, g, **_attrs(pads))
   return dxe, dw
 
 
@@ -72,8 +99,10 @@ def conv2d_winograd(x: jax.Array, w: jax.Array, *, stride: int, pad_mode: str) -
 
   Same contract as genjax.kernels.conv2d (float32 computation). Raises
   onednn_build.OneDnnUnavailable (with the reason) where oneDNN cannot be built."""
-  if not covers(x.shape, w.shape, stride):
-    return conv2d_onednn(x, w, stride=stride, pad_mode=pad_mode)
-  onednn_build.require()
-  xe, pads, out_hw = explicit_padding(x.astype(_F32), 3, 3, 1, pad_mode)
-  return _conv(xe, w.astype(_F32), pads, out_hw).astype(x.dtype)
+  if covers(x.shape, w.shape, stride):
+    onednn_build.require()
+    xe, pads, out_hw = explicit_padding(x.astype(_F32), 3, 3, 1, pad_mode)
+    out_shape = (x.shape[0], *out_hw, w.shape[-1])
+    if min(workspace_bytes(b, xe.shape, w.shape, out_shape, pads) for b in (False, True)) > 0:
+      return _conv(xe, w.astype(_F32), pads, out_hw).astype(x.dtype)
+  return conv2d_onednn(x, w, stride=stride, pad_mode=pad_mode)

@@ -108,11 +108,11 @@ def build(tools: Toolchain, out: pathlib.Path) -> pathlib.Path:
 
 
 @functools.cache
-def _load() -> str | None:
-  """Builds (if needed), loads and registers the targets once per process. Returns None
-  on success, else why not."""
+def _load() -> tuple[ctypes.CDLL | None, str | None]:
+  """Builds (if needed), loads and registers the targets once per process. Returns
+  (the library, None) on success, else (None, why not)."""
   if os.environ.get(OPT_OUT_ENV, "1") == "0":
-    return f"turned off by {OPT_OUT_ENV}=0"
+    return None, f"turned off by {OPT_OUT_ENV}=0"
   try:
     tools = find_toolchain()
     path = library_path(tools)
@@ -120,15 +120,21 @@ def _load() -> str | None:
       build(tools, path)
     lib = ctypes.CDLL(str(path))
   except (OneDnnUnavailable, OSError, subprocess.TimeoutExpired) as e:
-    return str(e)
+    return None, str(e)
   for name in TARGETS:
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
-  return None
+  return lib, None
 
 
 def status() -> str | None:
   """None when the oneDNN convolutions are ready to call; else the reason they are not."""
-  return _load()
+  return _load()[1]
+
+
+def library() -> ctypes.CDLL:
+  """The loaded glue, for its plain C functions. Raises OneDnnUnavailable."""
+  require()
+  return _load()[0]
 
 
 def available() -> bool:
