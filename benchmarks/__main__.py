@@ -2,7 +2,8 @@
 
     python -m benchmarks conv --shapes issue --dtypes float32
     python -m benchmarks train_step --configs cifar
-    python -m benchmarks train_step_compare --config cifar   # before / xla / auto / onednn
+    python -m benchmarks train_step_compare --config cifar   # before / xla / auto / onednn / winograd
+    python -m benchmarks layers                              # GroupNorm, attention vs flax / jax.nn
     python -m benchmarks all --out benchmark_results/all      # one report of all of them
     python -m benchmarks <name> --help
 """
@@ -13,7 +14,7 @@ import sys
 # name -> module under benchmarks/, each with main(argv).
 COMMANDS = {"conv": "conv", "train_step": "train_step",
             "train_step_compare": "train_step_compare", "sampler": "sampler",
-            "memory": "memory", "fused": "fused", "comic": "comic",
+            "memory": "memory", "fused": "fused", "comic": "comic", "layers": "layers",
             "all": "all"}
 
 

@@ -122,18 +122,26 @@ def compiled_train_step(config):
   return compiled, state, batch, abstract, time.perf_counter() - t
 
 
+def page_faults() -> int:
+  """Minor page faults of this process so far (pages the kernel mapped in on first touch)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_train_steps(compiled, state, batch, steps: int) -> tuple[list[float], dict]:
-  """Runs one warm-up step (its loss must be finite), then `steps` timed steps (seconds each)."""
+  """Runs one warm-up step (its loss must be finite), then `steps` timed steps. Returns
+  (seconds per step, the last step's metrics plus "page_faults_per_step" of the timed
+  steps)."""
   state, metrics = compiled(state, batch)
   if not np.isfinite(float(metrics["loss"])):
     raise FloatingPointError("non-finite loss in the benchmark's warm-up step")
   times = []
+  faults = page_faults()
   for _ in range(steps):
     t = time.perf_counter()
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t)
-  return times, metrics
+  return times, {**metrics, "page_faults_per_step": (page_faults() - faults) / max(steps, 1)}
 
 
 def compiled_flops(compiled) -> float | None:

@@ -40,7 +40,7 @@ def bench_config(name: str, *, steps: int, conv_impl: str | None, overrides=()) 
   over = list(overrides) + ([f"kernels.conv_impl={conv_impl}"] if conv_impl else [])
   config = configs.load(name, over)
   compiled, state, batch, abstract, compile_s = common.compiled_train_step(config)
-  times, _ = common.time_train_steps(compiled, state, batch, steps)
+  times, metrics = common.time_train_steps(compiled, state, batch, steps)
   b = config.train.batch_size
   h, w = config.data.image_size
   step_s = common.median(times)
@@ -48,7 +48,8 @@ def bench_config(name: str, *, steps: int, conv_impl: str | None, overrides=()) 
   return {"config": name, "conv_impl": conv_impl or config.kernels.conv_impl,
           "params_m": n_params / 1e6, "batch": b, "image_size": f"{h}x{w}",
           "step_ms": 1e3 * step_s, "images_per_s": b / step_s, "compile_s": compile_s,
-          "memory": common.memory_analysis(compiled), "peak_rss_mb": common.peak_rss_bytes() / 2**20}
+          "memory": common.memory_analysis(compiled), "peak_rss_mb": common.peak_rss_bytes() / 2**20,
+          "page_faults_per_step": metrics["page_faults_per_step"]}
 
 
 def main(argv=None) -> dict:
@@ -71,7 +72,8 @@ def main(argv=None) -> dict:
                             ("image_size", "size", ""), ("step_ms", "step (ms)", ".1f"),
                             ("images_per_s", "images/s", ".1f"), ("compile_s", "compile (s)", ".1f"),
                             ("temp_mb", "XLA temp (MiB)", ".1f"),
-                            ("peak_rss_mb", "peak RSS (MiB)", ".0f")])
+                            ("peak_rss_mb", "peak RSS (MiB)", ".0f"),
+                            ("page_faults_per_step", "page faults / step", ".0f")])
   payload = {"benchmark": "train_step", "device": common.device_info(), "results": rows}
   common.write_json(args.json, payload)
   print(f"wrote {args.json}")

@@ -2,23 +2,23 @@
 
 Winograd's minimal filtering computes each 4x4 output tile of a 3x3 convolution from a
 6x6 input tile with 36 multiplications per channel pair instead of 144: 4x fewer in
-theory. oneDNN's implementation (jit_wino_4x3, AVX-512) runs its transforms and the
-batched products in blocked nChw16c layout; the handlers in kernels/conv_onednn.cc copy
-the NHWC activations into that layout and back on each call, and the backward handler
-computes both gradients from one copy of each operand. Those copies and oneDNN's
+theory. oneDNN's implementation (jit_wino_4x3, AVX-512) runs its transforms and batched
+products on blocked nChw16c activations; the handlers in kernels/conv_onednn.cc copy the
+NHWC activations into that layout and back on each call, and the backward handler
+computes both gradients from one copy of each operand. The copies and oneDNN's
 scratchpads live in a workspace that XLA allocates as an extra result of each call, so
-XLA's buffer assignment shares it with other temporaries (and counts it in the
-program's memory_analysis). On the project's 2-core CPU this
-ran the three passes 1.5-2.5x faster than oneDNN's direct convolution, copies included
-(benchmarks/README.md).
+XLA's buffer assignment shares that memory with other temporaries (and counts it in
+the program's memory_analysis). On the project's 2-core CPU this ran the CIFAR UNet's
+3x3 convolutions 1.3-2x faster than oneDNN's direct convolution and PyTorch, forward +
+backward, copies included (benchmarks/README.md).
 
-The price is accuracy: the transforms mix values of different magnitude, and the
-float32 result is further from the exact convolution than a direct one (relative error
-about 1e-6 to 1e-5 against 1e-7; tests/kernels/test_conv_winograd.py bounds it, and
-`python -m benchmarks conv` reports it per shape). Shapes Winograd does not cover
-(1x1, stride 2, channel counts that are not multiples of 16) go to oneDNN's direct
-convolution: this implementation meets the whole conv2d contract. Wrap-around padding
-is made explicit first, as in conv_onednn.
+The price is accuracy: the transforms mix values of different magnitudes. The float32
+forward pass measured 0.5-1.1e-6 from the float64 convolution, against 2-6e-7 for the
+direct ones (`python -m benchmarks conv` reports it per shape); the tests hold it, and
+both gradients, to the conv core's 1e-5. Convolutions Winograd does not cover (1x1,
+stride 2, channel counts that are not multiples of 16, shapes oneDNN has no Winograd
+kernel for) go to oneDNN's direct convolution, so this implementation meets the whole
+conv2d contract. Wrap-around padding is made explicit first, as in conv_onednn.
 """
 
 import ctypes
@@ -73,8 +73,9 @@ def _conv(xe, w, pads, out_hw):
   stride-1 convolution of xe zero-padded by `pads` at the top and left. The workspace
   is a result XLA allocates and the program drops."""
   out = jax.ShapeDtypeStruct((xe.shape[0], *out_hw, w.shape[-1]), _F32)
-  y, _ = jax.ffi.ffi_call("genjax_onednn_winograd_fwd", (out, _workspace(False, xe, w, out.shape, pads)),
-                          vmap_method="sequential")(xe, w, **_attrs(pads))
+  shapes = (out, _workspace(False, xe, w, out.shape, pads))
+  y, _ = jax.ffi.ffi_call("genjax_onednn_winograd_fwd", shapes, vmap_method="sequential")(
+      xe, w, **_attrs(pads))
   return y
 
 
