@@ -45,7 +45,7 @@ def _check_name(name: str, source: str) -> str:
 
 
 def available_implementations() -> list[str]:
-  """The IMPLEMENTATIONS names that can run in this process ("onednn" needs oneDNN)."""
+  """The IMPLEMENTATIONS names that can run in this process (NEEDS_ONEDNN need oneDNN)."""
   return [n for n in IMPLEMENTATIONS if n not in NEEDS_ONEDNN or onednn_build.available()]
 
 

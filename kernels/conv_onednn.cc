@@ -20,19 +20,16 @@
 // its fastest kernel.
 //
 // Primitive descriptors and primitives are cached per shape (creating them JIT-compiles
-// kernels). Each call takes its own scratchpad and copies from a pool of reused buffers,
-// so concurrent calls from XLA's threads share nothing mutable.
+// kernels). Each call has its own scratchpad and copies (see Buffers), so concurrent
+// calls from XLA's threads share nothing mutable.
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <new>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -147,64 +144,15 @@ std::shared_ptr<const Prepared> Cached(const std::string& key, MakePd make_pd) {
   return cache->emplace(key, std::make_shared<const Prepared>(std::move(made))).first->second;
 }
 
-// Scratchpads and blocked copies are allocated from a pool of reused blocks, never freed
-// to the system: Winograd's scratchpads are 7-35 MB (CIFAR UNet shapes), and allocated
-// fresh on every call (glibc mmaps blocks that large) their pages were faulted in again
-// each time, which cost more than the Winograd backward pass saves. The pool holds at
-// most what the calls running at once have needed.
-class Pool {
- public:
-  struct Block {
-    void* data = nullptr;
-    size_t bytes = 0;
-  };
-
-  // A free block of at least `bytes`, else a new one (replacing the largest free block,
-  // too small for this call, so the pool does not grow by every size it has seen).
-  Block Take(size_t bytes) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto best = free_.end(), largest = free_.end();
-    for (auto it = free_.begin(); it != free_.end(); ++it) {
-      if (it->bytes >= bytes && (best == free_.end() || it->bytes < best->bytes)) best = it;
-      if (largest == free_.end() || it->bytes > largest->bytes) largest = it;
-    }
-    if (best != free_.end()) {
-      Block b = *best;
-      free_.erase(best);
-      return b;
-    }
-    if (largest != free_.end()) {
-      std::free(largest->data);
-      free_.erase(largest);
-    }
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    void* data = std::aligned_alloc(64, rounded);
-    if (data == nullptr) throw std::bad_alloc();
-    return {data, rounded};
-  }
-
-  void Give(Block b) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(b);
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<Block> free_;
-};
-
-Pool& BufferPool() {
-  static Pool* pool = new Pool();
-  return *pool;
-}
-
 constexpr size_t kAlign = 64;
 
 size_t Aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
-// The buffers of one call, as memory objects: from the pool (given back on destruction),
-// or carved from a workspace XLA allocated for the call (an operand of the custom call,
-// so XLA's buffer assignment shares its memory with other temporaries).
+// The buffers of one call (scratchpads, blocked copies), as memory objects: allocated by
+// oneDNN and freed with them, or carved from a workspace that XLA allocated for the call
+// (a result of the Winograd custom calls). The Winograd calls need the workspace: their
+// scratchpads are 7-35 MB at the CIFAR UNet's shapes, and allocated on every call their
+// pages were faulted in each time, which cost more than Winograd's backward pass saved.
 class Buffers {
  public:
   Buffers() = default;
@@ -215,26 +163,19 @@ class Buffers {
   }
   Buffers(const Buffers&) = delete;
   Buffers& operator=(const Buffers&) = delete;
-  ~Buffers() {
-    for (const Pool::Block& b : taken_) BufferPool().Give(b);
-  }
 
   memory New(const memory::desc& desc) {
+    if (base_ == nullptr) return memory(desc, Engine());
     const size_t bytes = std::max<size_t>(desc.get_size(), 1);
-    if (base_ != nullptr) {
-      if (used_ + bytes > capacity_) {
-        throw std::runtime_error("workspace smaller than its computed size (a bug)");
-      }
-      memory out(desc, Engine(), base_ + used_);
-      used_ += Aligned(bytes);
-      return out;
+    if (used_ + bytes > capacity_) {
+      throw std::runtime_error("workspace smaller than its computed size (a bug)");
     }
-    taken_.push_back(BufferPool().Take(bytes));
-    return memory(desc, Engine(), taken_.back().data);
+    memory out(desc, Engine(), base_ + used_);
+    used_ += Aligned(bytes);
+    return out;
   }
 
  private:
-  std::vector<Pool::Block> taken_;
   char* base_ = nullptr;
   size_t capacity_ = 0, used_ = 0;
 };
@@ -313,8 +254,8 @@ ffi::Error ConvForward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32> y, int64_t stri
     Buffers buffers;
     memory weights = TapwiseWeights(*p, d, w.typed_data(), flip != 0, buffers);
     Execute(*p, buffers, {{DNNL_ARG_SRC, memory(d.UserSrc(), Engine(), x.typed_data())},
-                 {DNNL_ARG_WEIGHTS, weights},
-                 {DNNL_ARG_DST, memory(d.UserDst(), Engine(), y->typed_data())}});
+                          {DNNL_ARG_WEIGHTS, weights},
+                          {DNNL_ARG_DST, memory(d.UserDst(), Engine(), y->typed_data())}});
   });
 }
 
@@ -331,12 +272,10 @@ ffi::Error ConvBackwardData(F32 g, F32 w, ffi::ResultBuffer<ffi::F32> dx, int64_
     Buffers buffers;
     Execute(*p, buffers, {{DNNL_ARG_DIFF_DST, memory(d.UserDst(), Engine(), g.typed_data())},
                           {DNNL_ARG_WEIGHTS, WeightsFor(*p, d, w.typed_data(), buffers)},
-                 {DNNL_ARG_DIFF_SRC, memory(d.UserSrc(), Engine(), dx->typed_data())}});
+                          {DNNL_ARG_DIFF_SRC, memory(d.UserSrc(), Engine(), dx->typed_data())}});
   });
 }
 
-// The weight gradient of the convolution d into dw [kh, kw, Ci, Co], from src and diff_dst
-// in the layouts d asks for.
 std::shared_ptr<const Prepared> PreparedWeightGradient(const ConvDims& d) {
   return Cached(d.Key('w'), [&] {
     auto pd = BackwardPd<dnnl::convolution_backward_weights>(d);
@@ -345,6 +284,8 @@ std::shared_ptr<const Prepared> PreparedWeightGradient(const ConvDims& d) {
   });
 }
 
+// The weight gradient of the convolution d into dw [kh, kw, Ci, Co], from src and diff_dst
+// in the layouts d asks for.
 void WeightGradient(const ConvDims& d, const memory& src, const memory& diff_dst, float* dw,
                     Buffers& buffers) {
   auto p = PreparedWeightGradient(d);

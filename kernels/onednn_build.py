@@ -145,4 +145,4 @@ def require() -> None:
   """Raises OneDnnUnavailable (with the reason) unless the targets are registered."""
   reason = status()
   if reason is not None:
-    raise OneDnnUnavailable(f"conv2d impl 'onednn' is not available: {reason}")
+    raise OneDnnUnavailable(f"conv2d impls 'onednn', 'winograd' are not available: {reason}")
