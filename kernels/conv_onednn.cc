@@ -180,6 +180,36 @@ class Buffers {
   size_t capacity_ = 0, used_ = 0;
 };
 
+// Primitives for the convolution d (direct or Winograd, as d says), cached per shape.
+std::shared_ptr<const Prepared> PreparedForward(const ConvDims& d) {
+  return Cached(d.Key('f'), [&] {
+    auto pd = ForwardPd(d);
+    return Prepared{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()};
+  });
+}
+
+std::shared_ptr<const Prepared> PreparedBackwardData(const ConvDims& d) {
+  return Cached(d.Key('d'), [&] {
+    auto pd = BackwardPd<dnnl::convolution_backward_data>(d);
+    return Prepared{dnnl::convolution_backward_data(pd), pd.weights_desc(),
+                    pd.scratchpad_desc()};
+  });
+}
+
+// Copies `from` into `to` (a reorder between their layouts), and waits.
+void CopyInto(const memory& from, const memory& to) {
+  dnnl::stream stream(Engine());
+  dnnl::reorder(from, to).execute(stream, const_cast<memory&>(from), const_cast<memory&>(to));
+  stream.wait();
+}
+
+// `from` copied into a new buffer of layout `to`.
+memory Reordered(const memory& from, const memory::desc& to, Buffers& buffers) {
+  memory out = buffers.New(to);
+  CopyInto(from, out);
+  return out;
+}
+
 // Runs `conv` with `args` plus a scratchpad from `buffers` on a stream of its own, and waits.
 void Execute(const Prepared& p, Buffers& buffers, std::unordered_map<int, memory> args) {
   dnnl::stream stream(Engine());
@@ -192,11 +222,7 @@ void Execute(const Prepared& p, Buffers& buffers, std::unordered_map<int, memory
 memory WeightsFor(const Prepared& p, const ConvDims& d, float* hwio, Buffers& buffers) {
   memory user(d.UserWeights(), Engine(), hwio);
   if (p.weights == user.get_desc()) return user;
-  memory blocked = buffers.New(p.weights);
-  dnnl::stream stream(Engine());
-  dnnl::reorder(user, blocked).execute(stream, user, blocked);
-  stream.wait();
-  return blocked;
+  return Reordered(user, p.weights, buffers);
 }
 
 // The forward primitive's weights in oneDNN's layout, from w [kh, kw, Ci, Co], copied one
@@ -247,10 +273,7 @@ ffi::Error ConvForward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32> y, int64_t stri
   return Guarded([&] {
     const ConvDims d = MakeDims(x.dimensions(), w.dimensions(), y->dimensions(), stride_h,
                                 stride_w, pad_top, pad_left);
-    auto p = Cached(d.Key('f'), [&] {
-      auto pd = ForwardPd(d);
-      return Prepared{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()};
-    });
+    auto p = PreparedForward(d);
     Buffers buffers;
     memory weights = TapwiseWeights(*p, d, w.typed_data(), flip != 0, buffers);
     Execute(*p, buffers, {{DNNL_ARG_SRC, memory(d.UserSrc(), Engine(), x.typed_data())},
@@ -264,11 +287,7 @@ ffi::Error ConvBackwardData(F32 g, F32 w, ffi::ResultBuffer<ffi::F32> dx, int64_
   return Guarded([&] {
     const ConvDims d = MakeDims(dx->dimensions(), w.dimensions(), g.dimensions(), stride_h,
                                 stride_w, pad_top, pad_left);
-    auto p = Cached(d.Key('d'), [&] {
-      auto pd = BackwardPd<dnnl::convolution_backward_data>(d);
-      return Prepared{dnnl::convolution_backward_data(pd), pd.weights_desc(),
-                      pd.scratchpad_desc()};
-    });
+    auto p = PreparedBackwardData(d);
     Buffers buffers;
     Execute(*p, buffers, {{DNNL_ARG_DIFF_DST, memory(d.UserDst(), Engine(), g.typed_data())},
                           {DNNL_ARG_WEIGHTS, WeightsFor(*p, d, w.typed_data(), buffers)},
@@ -294,11 +313,7 @@ void WeightGradient(const ConvDims& d, const memory& src, const memory& diff_dst
   memory out = reorder ? buffers.New(p->weights) : user;
   Execute(*p, buffers,
           {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, out}});
-  if (reorder) {
-    dnnl::stream stream(Engine());
-    dnnl::reorder(out, user).execute(stream, out, user);
-    stream.wait();
-  }
+  if (reorder) CopyInto(out, user);
 }
 
 ffi::Error ConvBackwardWeights(F32 x, F32 g, ffi::ResultBuffer<ffi::F32> dw, int64_t stride_h,
@@ -319,49 +334,19 @@ ffi::Error ConvBackwardWeights(F32 x, F32 g, ffi::ResultBuffer<ffi::F32> dw, int
 // scratchpads (7-35 MB at the CIFAR UNet's shapes) live in a workspace that XLA
 // allocates as an extra result of the call, of the size WinogradWorkspaceBytes gives.
 
-// `from` copied into a new buffer of layout `to`.
-memory Reordered(const memory& from, const memory::desc& to, Buffers& buffers) {
-  memory out = buffers.New(to);
-  dnnl::stream stream(Engine());
-  dnnl::reorder(from, out).execute(stream, const_cast<memory&>(from), out);
-  stream.wait();
-  return out;
-}
-
-void CopyInto(const memory& from, const memory& to) {
-  dnnl::stream stream(Engine());
-  dnnl::reorder(from, to).execute(stream, const_cast<memory&>(from), const_cast<memory&>(to));
-  stream.wait();
-}
-
-std::shared_ptr<const Prepared> PreparedWinogradForward(const ConvDims& d) {
-  return Cached(d.Key('f'), [&] {
-    auto pd = ForwardPd(d);
-    return Prepared{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()};
-  });
-}
-
-std::shared_ptr<const Prepared> PreparedWinogradBackwardData(const ConvDims& d) {
-  return Cached(d.Key('d'), [&] {
-    auto pd = BackwardPd<dnnl::convolution_backward_data>(d);
-    return Prepared{dnnl::convolution_backward_data(pd), pd.weights_desc(),
-                    pd.scratchpad_desc()};
-  });
-}
-
 // Bytes of workspace the Winograd handlers carve their buffers from: what each New() of
 // the handler below takes, in order, each rounded up to kAlign, plus kAlign to align
 // the start. Creates (and caches) the primitives, so it also fails where Winograd does.
 size_t WinogradWorkspaceBytes(const ConvDims& d, bool backward) {
   size_t total = kAlign;
   if (!backward) {
-    auto p = PreparedWinogradForward(d);
+    auto p = PreparedForward(d);
     for (const memory::desc& m : {d.Src(), d.Dst(), p->weights, p->scratchpad}) {
       total += Aligned(std::max<size_t>(m.get_size(), 1));
     }
     return total;
   }
-  auto pd = PreparedWinogradBackwardData(d);
+  auto pd = PreparedBackwardData(d);
   auto pw = PreparedWeightGradient(d);
   for (const memory::desc& m : {d.Dst(), d.Src(), pd->weights, pd->scratchpad, d.Src(),
                                 pw->weights, pw->scratchpad}) {
@@ -385,7 +370,7 @@ ffi::Error WinogradForward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32> y, Workspac
   return Guarded([&] {
     const ConvDims d = WinogradDims(x.dimensions(), w.dimensions(), y->dimensions(), pad_top,
                                     pad_left);
-    auto p = PreparedWinogradForward(d);
+    auto p = PreparedForward(d);
     Buffers buffers(workspace->untyped_data(), workspace->size_bytes());
     memory xb = Reordered(memory(d.UserSrc(), Engine(), x.typed_data()), d.Src(), buffers);
     memory yb = buffers.New(d.Dst());
@@ -403,7 +388,7 @@ ffi::Error WinogradBackward(F32 x, F32 w, F32 g, ffi::ResultBuffer<ffi::F32> dx,
   return Guarded([&] {
     const ConvDims d = WinogradDims(x.dimensions(), w.dimensions(), g.dimensions(), pad_top,
                                     pad_left);
-    auto p = PreparedWinogradBackwardData(d);
+    auto p = PreparedBackwardData(d);
     Buffers buffers(workspace->untyped_data(), workspace->size_bytes());
     memory gb = Reordered(memory(d.UserDst(), Engine(), g.typed_data()), d.Dst(), buffers);
     memory dxb = buffers.New(d.Src());
