@@ -41,7 +41,7 @@ def _cmd_train(args, overrides) -> int:
       enabled=args.distributed, coordinator_address=args.coordinator,
       num_processes=args.num_processes, process_id=args.process_id,
       heartbeat_timeout_s=args.heartbeat_timeout))
-  summary = loop.train(config, args.workdir)
+  summary = loop.train(config, args.workdir, accept_config_change=args.accept_config_change)
   _print_summary(summary)
   return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
 
@@ -144,7 +144,10 @@ def _print_summary(summary) -> None:
     print(f"skipped files: {len(summary.skipped_files)}")
   if summary.interrupted_by:
     print(f"interrupted by {summary.interrupted_by}; checkpoint saved at step {summary.final_step}")
-  print(f"outputs in {summary.workdir}: samples.png, loss.png, metrics.jsonl, checkpoints/")
+  import pathlib
+  outputs = [name for name in ("samples.png", "loss.png", "metrics.jsonl", "checkpoints/")
+             if (pathlib.Path(summary.workdir) / name).exists()]
+  print(f"outputs in {summary.workdir}: {', '.join(outputs)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("train", help="train or resume a diffusion model")
   _add_config_args(p, default="tiny")
   p.add_argument("--workdir", required=True, help="run folder: checkpoints, metrics, samples")
+  p.add_argument("--accept-config-change", action="store_true",
+                 help="resume although the config differs from the run's config.json (the "
+                      "change is recorded in config_changes.jsonl and config.json updated)")
   g = p.add_argument_group("multi-process (every process runs the same command)")
   g.add_argument("--distributed", action="store_true",
                  help="join a process group detected from the cluster (TPU pod, SLURM, Open MPI)")

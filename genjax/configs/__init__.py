@@ -30,10 +30,23 @@ def _module(name_or_path: str):
         "nor an existing .py file")
   spec = importlib.util.spec_from_file_location(f"genjax_user_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  try:
+    spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise ConfigError(f"config file {path}, line {e.lineno}: {e.msg}") from None
+  except Exception as e:  # the file runs on import: any error in it is the user's to fix
+    raise ConfigError(f"config file {path}{_line_in(e, path)}: {type(e).__name__}: {e}") from None
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {path} defines no get_config()")
   return module
+
+
+def _line_in(error: BaseException, path: pathlib.Path) -> str:
+  """', line N' of the innermost frame of `error` that ran in the file `path`, or ''."""
+  import traceback
+  frames = [f for f in traceback.extract_tb(error.__traceback__)
+            if pathlib.Path(f.filename).resolve() == path.resolve()]
+  return f", line {frames[-1].lineno}" if frames else ""
 
 
 def _parse(text: str):
@@ -112,7 +125,15 @@ def require_kind(config: ml_collections.ConfigDict, kind: str, name: str) -> Non
 
 def load(name_or_path: str = "tiny", overrides=()) -> ml_collections.ConfigDict:
   """Loads, overrides and locks a config."""
-  config = _module(name_or_path).get_config()
+  module = _module(name_or_path)
+  try:
+    config = module.get_config()
+  except Exception as e:
+    if name_or_path in NAMES:
+      raise
+    path = pathlib.Path(name_or_path)
+    raise ConfigError(f"config file {path}{_line_in(e, path)}: get_config() raised "
+                      f"{type(e).__name__}: {e}") from None
   config.lock()
   apply_overrides(config, overrides)
   return config

@@ -3,10 +3,16 @@ the Grain iterator state of every process, so a resumed run continues with
 exactly the batch that would have come next.
 
 Orbax writes each step into a temporary directory and renames it when complete,
-so a crash mid-save never leaves a step that looks finished.
+so a crash mid-save never leaves a step that looks finished. A step damaged afterwards
+(a truncated or overwritten array file, a deleted `_METADATA`, `state/` or `data/`) is
+moved aside to `damaged/<step>-<reason>` (never deleted) and the run resumes from the
+newest intact step.
 """
 
+import dataclasses
+import logging
 import pathlib
+import shutil
 
 import grain
 import jax
@@ -14,8 +20,43 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
+log = logging.getLogger("genjax.train")
+
+
 class CheckpointMismatchError(ValueError):
   """The checkpoint holds parameters of other shapes than the model being restored."""
+
+
+class NoIntactCheckpointError(ValueError):
+  """Every checkpoint step of a run is damaged; nothing was moved."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Damaged:
+  step: int
+  slug: str       # short reason for the folder name: state-missing, metadata-missing, ...
+  reason: str     # one line for the user
+
+
+def _one_line(e: BaseException) -> str:
+  # Orbax wraps TensorStore errors in a generic Exception whose text is a many-line spec; the
+  # innermost cause says what is wrong with which file ("OUT_OF_RANGE: Error reading ...").
+  while (e.__cause__ or e.__context__) is not None:
+    e = e.__cause__ or e.__context__
+  text = (str(e).strip().splitlines() or [""])[0]
+  text = f"{type(e).__name__}: {text}" if type(e).__name__ not in text else text
+  return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _missing_part(step_dir: pathlib.Path) -> Damaged | None:
+  """The named reason when a whole part of a step folder is gone (cheaper than restoring)."""
+  step = int(step_dir.name)
+  for part, slug in (("state", "state-missing"), ("data", "data-missing")):
+    if not (step_dir / part).is_dir():
+      return Damaged(step, slug, f"{part}/ is missing")
+  if not (step_dir / "state" / "_METADATA").is_file():
+    return Damaged(step, "metadata-missing", "state/_METADATA is missing")
+  return None
 
 
 def _path_names(path) -> tuple[str, ...]:
@@ -64,6 +105,55 @@ class Checkpointer:
         step, force=force,
         args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                 data=grain.checkpoint.CheckpointSave(data_iterator)))
+
+  def restore_intact(self, abstract_state, data_iterator, *, move_damaged: bool = True):
+    """(state, step, damaged): restores the newest step that reads back whole (see `restore`).
+
+    Each newer damaged step is logged on one line (step and reason) and, when `move_damaged`
+    (process 0 of a multi-process run), moved to `damaged/<step>-<reason>` only once an intact
+    step has been found: if none is, NoIntactCheckpointError lists them all and nothing moves.
+    CheckpointMismatchError (another model) is not damage and propagates at once.
+    """
+    damaged = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      problem = _missing_part(self.directory / str(step))
+      if problem is None:
+        try:
+          state = self.restore(abstract_state, data_iterator, step)
+        except CheckpointMismatchError:
+          raise
+        except MemoryError:
+          raise
+        except Exception as e:  # anything Orbax / TensorStore raise on a bad file
+          problem = Damaged(step, "unreadable", _one_line(e))
+      if problem is not None:
+        log.warning("checkpoint step %d is damaged (%s); trying an older step",
+                    step, problem.reason)
+        damaged.append(problem)
+        continue
+      if move_damaged:
+        for d in damaged:
+          dest = self._move_aside(d)
+          log.warning("skipped checkpoint step %d (%s); moved it to %s", d.step, d.reason, dest)
+      if damaged:
+        self.manager.reload()
+      return state, step, damaged
+    if damaged:
+      raise NoIntactCheckpointError(
+          f"no intact checkpoint in {self.directory}: "
+          + "; ".join(f"step {d.step}: {d.reason}" for d in damaged)
+          + " (nothing was moved or deleted; move the damaged steps away to start afresh)")
+    raise FileNotFoundError(f"{self.directory} holds no checkpoint")
+
+  def _move_aside(self, d: Damaged) -> pathlib.Path:
+    folder = self.directory / "damaged"
+    folder.mkdir(exist_ok=True)
+    dest, n = folder / f"{d.step}-{d.slug}", 1
+    while dest.exists():
+      n += 1
+      dest = folder / f"{d.step}-{d.slug}-{n}"
+    shutil.move(self.directory / str(d.step), dest)
+    return dest
 
   def restore(self, abstract_state, data_iterator, step: int | None = None):
     """Restores the state (sharded as `abstract_state`'s shardings say) and the iterator.

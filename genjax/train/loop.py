@@ -7,7 +7,6 @@ checkpoints, metrics, sample grids and a loss curve into `workdir`.
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 import pathlib
@@ -19,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from genjax import data, diffusion, models
+from genjax import data, diffusion, files, models
 from genjax.image import io as image_io
 from genjax.train import (checkpoint, distributed, evaluation, logbook, optimizer, plots, preview,
-                          sharding)
+                          run_config, sharding)
 from genjax.train.state import create_train_state
 from genjax.train.step import StepConfig, train_step
 
@@ -122,18 +121,32 @@ def _tree_is_finite(tree):
   return jnp.all(jnp.stack(leaves))
 
 
-def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunSummary:
-  """Trains (or resumes) the run in `workdir`. Returns its summary; see module docstring."""
+def _has_steps(directory: pathlib.Path) -> bool:
+  return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
+def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
+          accept_config_change: bool = False) -> RunSummary:
+  """Trains (or resumes) the run in `workdir`. Returns its summary; see module docstring.
+
+  A bad config value, or (on resume) a config that differs from the run's config.json in a
+  key outside `run_config.FREE_ON_RESUME`, raises ConfigError before anything is written or
+  compiled; `accept_config_change` accepts such a change and records it in the run folder.
+  """
   workdir = pathlib.Path(workdir)
   is_main = jax.process_index() == 0
-  if is_main:
-    workdir.mkdir(parents=True, exist_ok=True)
+  run_config.check_values(config)
   mesh = sharding.make_mesh(config.mesh)
   _check_batch(config, mesh)
   info = data.dataset_info(config.data)
   if config.data.class_labels and config.model.num_classes != len(info.class_names):
     raise ValueError(f"model.num_classes={config.model.num_classes} but the folder "
                      f"{config.data.path} has {len(info.class_names)} classes")
+  config_diff = {}
+  if _has_steps(workdir / "checkpoints"):
+    config_diff = run_config.check_resume(workdir, config, accept=accept_config_change)
+  if is_main:
+    workdir.mkdir(parents=True, exist_ok=True)
 
   model, spec, tx, step_cfg, create = build(config)
   root = jax.random.PRNGKey(config.seed)
@@ -150,13 +163,20 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
   if ckpt.latest_step() is not None:
     target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, shardings)
-    state = ckpt.restore(target, data_iter)
-    log.info("resumed from %s at step %d", ckpt.directory, int(state.step))
+    state, step, _ = ckpt.restore_intact(target, data_iter, move_damaged=is_main)
+    log.info("resumed from %s at step %d", ckpt.directory, step)
+    if is_main:
+      run_config.record(workdir, config, config_diff, step=step)
+      for key, (old, new) in config_diff.items():
+        log.warning("config changed at step %d: %s %s -> %s", step, key, old, new)
   else:
     state = jax.jit(create, out_shardings=shardings)(init_key)
     if is_main:
-      (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+      run_config.write(workdir, config)
   start = int(state.step)
+  if start >= config.train.num_steps:
+    log.warning("the run is at step %d, train.num_steps=%d: nothing to train", start,
+                config.train.num_steps)
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(abstract.params))
   log.info("model: %.2fM parameters; mesh %s; global batch %d", n_params / 1e6,
            dict(mesh.shape), config.train.batch_size)
@@ -272,7 +292,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True) -> RunS
     records = logbook.read_records(book.path)
     plots.plot_loss_curve(records, workdir / "loss.png")
     plots.plot_eval_curves(records, workdir / "eval.png")
-    (workdir / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=2))
+    files.write_json(workdir / "summary.json", dataclasses.asdict(summary))
   return summary
 
 
