@@ -81,3 +81,60 @@ def trained_run(tmp_path_factory):
 def shared_training(tmp_path_factory):
   """`fn(name, config) -> run folder`: train_once for the tests' own session fixtures."""
   return lambda name, config: train_once(tmp_path_factory, name, config)
+
+
+TWO_STEPS, TWO_EVERY = 4, 2
+
+
+@pytest.fixture(scope="session")
+def run_overrides(tiny_overrides):
+  """The overrides of the shared run (resume it with these and the config is unchanged)."""
+  return list(tiny_overrides) + [f"train.num_steps={TWO_STEPS}",
+                                 f"train.checkpoint_every={TWO_EVERY}", "train.keep_checkpoints=5"]
+
+
+@pytest.fixture(scope="session")
+def two_checkpoint_run(tmp_path_factory, run_overrides):
+  """A run folder with two checkpoints (steps 2 and 4) of a state of random numbers of the
+  model's shapes (nothing of the model is compiled), for tests of what is restored and what
+  the folder says, not of training. Tests that change it copy it first (`run_copy`)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from genjax import configs, data
+  from genjax.train import checkpoint, loop, run_config, sharding
+  config = configs.load("tiny", run_overrides)
+  workdir = tmp_path_factory.mktemp("two_checkpoints")
+  mesh = sharding.make_mesh(config.mesh)
+  *_, create = loop.build(config)
+  key = jax.random.PRNGKey(config.seed)
+  abstract = jax.eval_shape(create, key)
+  shardings = sharding.state_shardings(abstract, mesh)
+  rng = np.random.default_rng(0)  # incompressible values: a truncated file cannot still decode
+
+  def leaf(a, s):
+    value = (rng.standard_normal(a.shape) if jnp.issubdtype(a.dtype, jnp.floating)
+             else np.zeros(a.shape))
+    return jax.device_put(value.astype(a.dtype), s)
+  state = jax.tree.map(leaf, abstract, shardings)
+  loader = data.make_loader(config.data, global_batch_size=config.train.batch_size,
+                            seed=config.seed, info=data.dataset_info(config.data))
+  it = iter(loader)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=TWO_EVERY, keep=5)
+  for step in range(1, TWO_STEPS + 1):
+    next(it)
+    if step % TWO_EVERY == 0:
+      ckpt.save(step, state.replace(step=jnp.asarray(step, state.step.dtype)), it, force=True)
+      ckpt.wait()
+  ckpt.close()
+  run_config.write(workdir, config)
+  return workdir
+
+
+@pytest.fixture
+def run_copy(two_checkpoint_run, tmp_path):
+  """A private copy of the two-checkpoint run folder."""
+  import shutil
+  dest = tmp_path / "run"
+  shutil.copytree(two_checkpoint_run, dest)
+  return dest

@@ -1,7 +1,10 @@
 """Loading a trained run (its config and EMA parameters) from a work folder."""
 
+import contextlib
+import logging
 import pathlib
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 
@@ -15,14 +18,38 @@ def _single_device_target(metadata_tree):
                       metadata_tree)
 
 
+class _DropReadOnlyNotice(logging.Filter):
+  def filter(self, record):
+    return not record.getMessage().startswith("Given directory is read only")
+
+
+@contextlib.contextmanager
+def _quiet_read_only_notice():
+  """Orbax logs a warning for every read-only manager; loading a model is not a warning."""
+  notice = _DropReadOnlyNotice()
+  logger = logging.getLogger("absl")
+  logger.addFilter(notice)
+  try:
+    yield
+  finally:
+    logger.removeFilter(notice)
+
+
 def restore_subtrees(workdir, names=("ema_params",), *, step: int | None = None) -> dict:
   """{name: tree} of TrainState fields (params, ema_params, opt_state, step, ...) at `step`
   (default: latest), restored onto one local device whatever mesh and process count
   the run was trained with."""
   directory = (pathlib.Path(workdir) / "checkpoints").absolute()
-  manager = ocp.CheckpointManager(directory,
-                                  item_handlers={"state": ocp.PyTreeCheckpointHandler()},
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  # Every item of the step gets its handler (else Orbax warns, twice, that "data" could not be
+  # restored), and the read-only options are given as Orbax would force them (else it warns
+  # about each one it changes).
+  with _quiet_read_only_notice():
+    manager = ocp.CheckpointManager(
+        directory,
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                       "data": grain.checkpoint.CheckpointHandler()},
+        options=ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                             save_interval_steps=0))
   try:
     step = manager.latest_step() if step is None else step
     if step is None:
