@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import pathlib
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 
@@ -36,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genjax import files
 from genjax.kernels import xla_flags
 
 CACHE_ENV = "GENJAX_AUTOTUNE_CACHE"
@@ -150,15 +150,8 @@ def store(path: pathlib.Path, key: str, entry: dict) -> None:
   (atomic, so a concurrent reader sees the old or the new table, never half of one)."""
   entries = _load_or_empty(path)
   entries[key] = entry
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump({"version": FORMAT_VERSION, "entries": entries}, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  files.write_text(path, json.dumps({"version": FORMAT_VERSION, "entries": entries}, indent=1,
+                                    sort_keys=True))
 
 
 def _random_operands(key: ConvKey, seed: int = 0):

@@ -26,6 +26,8 @@ import tempfile
 
 import jax
 
+from genjax import files
+
 SOURCE = pathlib.Path(__file__).with_name("conv_onednn.cc")
 TARGETS = ("genjax_onednn_conv_fwd", "genjax_onednn_conv_bwd_data",
            "genjax_onednn_conv_bwd_weights", "genjax_onednn_winograd_fwd",
@@ -100,7 +102,7 @@ def build(tools: Toolchain, out: pathlib.Path) -> pathlib.Path:
     if done.returncode != 0:
       raise OneDnnUnavailable(f"compiling {SOURCE.name} failed ({' '.join(cmd)}):\n"
                               f"{done.stderr[-2000:]}")
-    os.replace(tmp, out)
+    files.write_bytes(out, pathlib.Path(tmp).read_bytes())  # synced, then renamed into place
   finally:
     if os.path.exists(tmp):
       os.unlink(tmp)

@@ -1,10 +1,11 @@
 """Image files: PNG writing (atomic), grids, and loading with the EXIF orientation applied."""
 
-import os
 import pathlib
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from genjax import files
 
 
 def _to_uint8(img: np.ndarray, value_range=(0.0, 1.0)) -> np.ndarray:
@@ -25,13 +26,9 @@ def save_image(path, img, *, value_range=(0.0, 1.0), **save_kwargs) -> pathlib.P
   a = a if a.dtype == np.uint8 else _to_uint8(a, value_range)
   if a.ndim == 3 and a.shape[-1] == 1:
     a = a[..., 0]
-  tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  try:
-    Image.fromarray(a).save(tmp, format=Image.registered_extensions().get(path.suffix.lower()),
+  with files.atomic_write(path) as f:
+    Image.fromarray(a).save(f, format=Image.registered_extensions().get(path.suffix.lower()),
                             **save_kwargs)
-    os.replace(tmp, path)
-  finally:
-    tmp.unlink(missing_ok=True)
   return path
 
 

@@ -18,6 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
+from genjax import files
 from genjax.metrics import inception
 
 # pytorch-fid's InceptionV3 wrapper: blocks.<i>.<j> -> the torchvision layer name.
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
   state = state.get("state_dict", state)
   arrays = {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, "detach")}
   flat = convert_pytorch_fid_state_dict(arrays)
-  np.savez(args.npz, **flat)
+  with files.atomic_write(args.npz) as f:  # exactly the path given, whole or not at all
+    np.savez(f, **flat)
   print(f"wrote {len(flat)} arrays to {args.npz}", file=sys.stderr)
 
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genjax import files
 from genjax.metrics import frechet, inception
 from genjax.naming import lookup
 
@@ -143,7 +144,8 @@ def compute_stats(images_iter, extractor: Extractor, *,
 
 def save_stats(path: str | os.PathLike, stats: FeatureStats) -> None:
   """Writes mu, sigma and features to an .npz (e.g. to reuse the real-data statistics)."""
-  np.savez(path, mu=stats.mu, sigma=stats.sigma, features=stats.features)
+  with files.atomic_write(path) as f:  # exactly `path` (np.savez(path) would add .npz)
+    np.savez(f, mu=stats.mu, sigma=stats.sigma, features=stats.features)
 
 
 def load_stats(path: str | os.PathLike) -> FeatureStats:

@@ -43,6 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from genjax import files
+
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 MIN_INPUT_SIZE = 75
@@ -302,7 +304,8 @@ def save_npz(path: str | os.PathLike, flat_or_variables: Mapping) -> None:
   flat = (flatten_variables(flat_or_variables) if "params" in flat_or_variables
           else {k: np.asarray(v, np.float32) for k, v in flat_or_variables.items()})
   check_weights(flat, f"arrays for {os.fspath(path)}")
-  np.savez(path, **flat)
+  with files.atomic_write(path) as f:  # exactly `path` (np.savez(path) would add .npz)
+    np.savez(f, **flat)
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

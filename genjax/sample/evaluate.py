@@ -1,12 +1,10 @@
 """`genjax eval`: metrics of generated images (a run's samples, or a folder) against real ones."""
 
-import json
 import os
-import pathlib
 
 import jax
 
-from genjax import metrics
+from genjax import files, metrics
 from genjax.metrics import evaluate as ev
 from genjax.sample import run as sample_run
 
@@ -54,9 +52,5 @@ def evaluate_sources(real: str, fake: str, *, metric_names="swd,kid", n: int = 1
   results = ev.evaluate(real_images, fake_images, names, key=key, extractor=extractor)
   results = {"real": str(real), "fake": str(fake), **results}
   if out_json:
-    out_json = pathlib.Path(out_json)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_json.with_name(out_json.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, out_json)
+    files.write_json(out_json, results)
   return results

@@ -6,7 +6,6 @@ model's parameters folded in as constants and a symbolic batch size b. It runs
 wherever jax runs, without genjax: see `call_exported`.
 """
 
-import os
 import pathlib
 
 import jax
@@ -14,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export
 
+from genjax import files
 from genjax.sample.load import load_run
 from genjax.sample.sampler import make_sampler
 
@@ -41,10 +41,7 @@ def export_sampler(workdir, out_path, *, sampler: str = "ddim", steps: int = 50,
       jax.ShapeDtypeStruct((b, h, w, 3), jnp.float32),
       jax.ShapeDtypeStruct((b, 2), jnp.uint32))
   out_path = pathlib.Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = out_path.with_name(out_path.name + ".tmp")
-  tmp.write_bytes(exported.serialize())
-  os.replace(tmp, out_path)
+  files.write_bytes(out_path, exported.serialize())
   return out_path
 
 

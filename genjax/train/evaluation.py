@@ -8,13 +8,13 @@ the best checkpoint, as Orbax's collective save requires.
 
 import json
 import math
-import os
 import pathlib
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from genjax import files
 from genjax.metrics import evaluate as ev
 from genjax.metrics import features
 from genjax.train import distributed, preview
@@ -102,10 +102,8 @@ class BestCheckpoint:
     if jax.process_index() == 0:
       config = self.directory.parent / "config.json"
       if config.is_file():   # so that `genjax sample --workdir RUN/best` works
-        (self.directory / "config.json").write_text(config.read_text())
-      tmp = self.record_path.with_name("best.json.tmp")
-      tmp.write_text(json.dumps(self.best, indent=2))
-      os.replace(tmp, self.record_path)
+        files.write_text(self.directory / "config.json", config.read_text())
+      files.write_json(self.record_path, self.best)
     return True
 
   def close(self) -> None:

@@ -1,10 +1,11 @@
 """Training metrics as JSON lines and TensorBoard event files (process 0 only)."""
 
 import json
-import os
 import pathlib
 
 import tensorboardX
+
+from genjax import files
 
 
 class Logbook:
@@ -20,9 +21,7 @@ class Logbook:
     if not enabled:
       return
     records = [r for r in read_records(self.path) if r["step"] <= resume_step]
-    tmp = self.path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, self.path)
+    files.write_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
     self._file = self.path.open("a")
     self._tb = tensorboardX.SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step + 1)
 

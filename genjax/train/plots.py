@@ -1,12 +1,13 @@
 """The loss curve and the evaluation curves as PNGs."""
 
-import os
 import pathlib
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
+
+from genjax import files  # noqa: E402
 
 
 def plot_loss_curve(records: list[dict], path: pathlib.Path) -> None:
@@ -43,7 +44,8 @@ def plot_eval_curves(records: list[dict], path: pathlib.Path) -> bool:
 def _save(fig, path: pathlib.Path) -> None:
   """Written under a temporary name, then renamed: never a half-written PNG."""
   fig.tight_layout()
-  tmp = path.with_name(path.stem + ".tmp.png")
-  fig.savefig(tmp)
-  plt.close(fig)
-  os.replace(tmp, path)
+  try:
+    with files.atomic_write(path) as f:
+      fig.savefig(f, format="png")
+  finally:
+    plt.close(fig)

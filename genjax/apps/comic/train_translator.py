@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import optax
 import orbax.checkpoint as ocp
 
+from genjax import files
 from genjax.apps.comic import discriminator as disc_lib
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import translator as tr
@@ -267,7 +268,7 @@ def train_translator(config, workdir, *, progress: bool = True) -> dict[str, Any
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(config.to_json(indent=1))
+  files.write_text(workdir / "config.json", config.to_json(indent=1))
   settings = StepSettings.from_config(config)
   g_tx, d_tx = make_optimizers(config)
   t_start = time.perf_counter()
@@ -360,6 +361,6 @@ def train_translator(config, workdir, *, progress: bool = True) -> dict[str, Any
     result["heldout"] = {group: evaluate(translator, photos) for group, photos in heldout.items()}
     save_samples(workdir / "samples.png", translator,
                  [p for photos in heldout.values() for p in photos[:3]])
-  (workdir / "eval.json").write_text(json.dumps(result, indent=1))
+  files.write_json(workdir / "eval.json", result, indent=1)
   return result
 

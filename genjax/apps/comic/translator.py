@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genjax import files
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic.styles import TONE_PATTERNS, get_style
 # TranslatorError lives in translator_net (which must not import this module); re-exported.
@@ -300,9 +301,7 @@ def save_translator(directory, translator: Translator) -> pathlib.Path:
   with ocp.StandardCheckpointer() as ckpt:
     ckpt.save(directory / PARAMS_DIR, jax.device_get(translator.params), force=True)
     ckpt.wait_until_finished()
-  tmp = directory / f".{CONFIG_FILE}.tmp"
-  tmp.write_text(translator.config.to_json())
-  tmp.replace(directory / CONFIG_FILE)
+  files.write_text(directory / CONFIG_FILE, translator.config.to_json())
   return directory
 
 
