@@ -2,9 +2,11 @@
 
 import concurrent.futures
 import dataclasses
+import errno
 import logging
 import os
 import pathlib
+import stat
 
 from genjax.data.decode import ImageDecodeError, check_header, load_rgb
 
@@ -37,6 +39,43 @@ def _check(path: str, max_pixels: int, full: bool) -> str | None:
   return None
 
 
+def _list_files(root: pathlib.Path) -> tuple[list[str], list[tuple[str, str]]]:
+  """(image paths, [(path, reason)] of links that lead nowhere), walking `root` recursively.
+
+  Symbolic links are followed (datasets are often linked in), except a folder link back to one
+  of its own ancestors (a loop); such a loop, a link to itself and a broken link are returned
+  as skipped with the reason, so that no entry of the folder is left out silently.
+  """
+  images, unreachable = [], []
+
+  def visit(folder: str, ancestors: dict) -> None:
+    try:
+      entries = list(os.scandir(folder))
+    except OSError as e:
+      unreachable.append((folder, f"folder not readable ({e.strerror})"))
+      return
+    for entry in entries:
+      try:
+        st = os.stat(entry.path)  # follows links
+      except OSError as e:
+        if entry.is_symlink():
+          unreachable.append((entry.path, "symbolic link loop" if e.errno == errno.ELOOP else
+                              f"broken symbolic link (to {os.readlink(entry.path)})"))
+        continue
+      if stat.S_ISDIR(st.st_mode):
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+          unreachable.append((entry.path, f"symbolic link loop (back to {ancestors[key]})"))
+        else:
+          visit(entry.path, {**ancestors, key: entry.path})
+      elif stat.S_ISREG(st.st_mode) and pathlib.Path(entry.name).suffix.lower() in EXTENSIONS:
+        images.append(entry.path)
+
+  st = os.stat(root)
+  visit(str(root), {(st.st_dev, st.st_ino): str(root)})
+  return sorted(images), unreachable
+
+
 def scan_folder(root, *, class_labels: bool, max_pixels: int, validate: str = "full",
                 threads: int | None = None) -> FolderIndex:
   """Lists the images under `root` and checks each one.
@@ -51,13 +90,12 @@ def scan_folder(root, *, class_labels: bool, max_pixels: int, validate: str = "f
     raise DataError(f"image folder {root} does not exist or is not a folder")
   if validate not in ("full", "header"):
     raise DataError(f"data.validate must be 'full' or 'header', got {validate!r}")
-  paths = sorted(str(p) for p in root.rglob("*")
-                 if p.is_file() and p.suffix.lower() in EXTENSIONS)
+  paths, unreachable = _list_files(root)
   with concurrent.futures.ThreadPoolExecutor(threads or min(32, (os.cpu_count() or 1) + 4)) as ex:
     reasons = list(ex.map(lambda p: _check(p, max_pixels, validate == "full"), paths))
   skipped = []
   good = []
-  for path, reason in zip(paths, reasons):
+  for path, reason in sorted(list(zip(paths, reasons)) + unreachable):
     if reason is None:
       good.append(path)
     else:

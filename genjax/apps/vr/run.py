@@ -27,6 +27,7 @@ written atomically (temporary file renamed over the target).
 """
 
 import dataclasses
+import logging
 import pathlib
 from collections.abc import Callable
 
@@ -41,6 +42,8 @@ from genjax.data.decode import ImageDecodeError
 from genjax.image import io as image_io
 from genjax.image import projections
 from genjax.metrics.seam import seam_scores
+
+log = logging.getLogger("genjax.vr")
 
 MODES = ("panorama", "stereo", "both")
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -139,7 +142,30 @@ def depth_for(path: pathlib.Path, photo: np.ndarray, depth, *, near: float = 1.0
     elif not src.is_file():
       raise ValueError(f"depth {src}: no such file or folder")
     d = _read_depth_file(src, near=near, far=far)
+  _warn_if_stretched(d.shape[:2], hw, depth if callable(depth) else src, path)
   return _resize_float(d, hw)
+
+
+# A depth map is resized to its photo; past these it no longer describes the photo's geometry.
+MAX_DEPTH_ASPECT_DIFFERENCE = 0.01   # relative difference of width / height
+MAX_DEPTH_UPSAMPLING = 4.0           # photo pixels per depth pixel, along either axis
+
+
+def _warn_if_stretched(depth_hw, photo_hw, source, photo_path) -> None:
+  """Logs one warning naming both sizes when the depth map is stretched to another aspect
+  ratio or blown up more than MAX_DEPTH_UPSAMPLING times: its edges then miss the photo's."""
+  (dh, dw), (h, w) = depth_hw, photo_hw
+  aspect = abs((w / h) / (dw / dh) - 1.0)
+  scale = max(h / dh, w / dw)
+  problems = []
+  if aspect > MAX_DEPTH_ASPECT_DIFFERENCE:
+    problems.append(f"stretched from aspect ratio {dw / dh:.3g} to {w / h:.3g}")
+  if scale > MAX_DEPTH_UPSAMPLING:
+    problems.append(f"upsampled {scale:.3g}x")
+  if problems:
+    log.warning("depth %s: a %dx%d depth map for the %dx%d photo %s is %s; its depth edges "
+                "will not match the photo's", getattr(source, "__name__", source), dh, dw, h, w,
+                photo_path, " and ".join(problems))
 
 
 # ---------------------------------------------------------------------------------------------
