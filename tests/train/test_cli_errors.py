@@ -92,6 +92,10 @@ def test_checkpoint_of_another_shape(tmp_path, capsys, tiny_overrides):
   assert cli.main(args) == 0
   capsys.readouterr()
   code, err = _main(capsys, *args, "--config.model.base_channels=8", "--config.train.num_steps=2")
+  assert code != 0 and "model.base_channels 16 -> 8" in err  # a changed config is refused
+  # Accepted, the change still has to fit the checkpoint: every mismatched path is named.
+  code, err = _main(capsys, *args, "--config.model.base_channels=8", "--config.train.num_steps=2",
+                    "--accept-config-change")
   assert code != 0
   assert "mismatched parameters" in err and "kernel" in err
   assert "(16" in err or "16)" in err
