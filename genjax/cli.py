@@ -80,8 +80,14 @@ def _cmd_eval(args, overrides) -> int:
 
 
 def _cmd_comic(args, overrides) -> int:
-  from genjax.apps.comic import page, run
+  from genjax.apps.comic import examples, page, run
   if args.examples:
+    if args.inputs:
+      raise ValueError(f"--examples renders the built-in photos; drop the inputs "
+                       f"({' '.join(args.inputs)}) or --examples")
+    if not examples.have_skimage():
+      print("genjax: scikit-image is not installed: the examples are procedural landscapes, "
+            "not its sample photos (pip install 'genjax-engine[examples]')", file=sys.stderr)
     paths = run.comic_examples(args.out, seed=args.seed)
     print(f"wrote {len(paths)} example images to {args.out}")
     return 0
@@ -92,6 +98,8 @@ def _cmd_comic(args, overrides) -> int:
       args.inputs, args.out, style=args.style, knobs=run.parse_knobs(args.set),
       layers=args.layers, page=args.page, tile=args.tile, memory_mb=args.memory,
       layout=layout, captions=args.caption, seed=args.seed, model=args.model)
+  for _, message in result.renamed:
+    print(f"renamed: {message}")
   print(f"wrote {len(result.written)} files to {args.out}")
   for path, message in result.failures:
     print(f"genjax: failed: {message}", file=sys.stderr)
@@ -305,6 +313,16 @@ def main(argv: list[str] | None = None) -> int:
   except _known_errors() as e:
     print(f"genjax: error: {e}", file=sys.stderr)
     return USAGE_ERROR
+  except OSError as e:  # a write or read the system refused: full disk, read-only folder...
+    print(f"genjax: error: {describe_os_error(e)}", file=sys.stderr)
+    return 1
+
+
+def describe_os_error(e: OSError) -> str:
+  """One line naming the file and the reason: "out/a.png: No space left on device"."""
+  reason = e.strerror or str(e) or type(e).__name__
+  names = [n for n in (e.filename, e.filename2) if n is not None]
+  return f"{' -> '.join(map(str, names))}: {reason}" if names else reason
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import base64
 import dataclasses
 import hashlib
 import io
-import os
 import pathlib
 import struct
 import xml.etree.ElementTree as ET
@@ -32,6 +31,8 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from PIL import Image
+
+from genjax import files
 
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
@@ -222,15 +223,7 @@ def encode_jpeg(img, *, quality: int = 90) -> bytes:
 
 def write_atomic(path, data: bytes) -> pathlib.Path:
   """Writes data to path through a temporary file renamed over it: never half a file."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  try:
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-  finally:
-    tmp.unlink(missing_ok=True)
-  return path
+  return files.write_bytes(path, data)
 
 
 def _main_xmp_segment(props: dict[str, str]) -> bytes:
