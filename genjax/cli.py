@@ -61,8 +61,9 @@ def _cmd_export(args, overrides) -> int:
   path = export.export_sampler(args.workdir, args.out, sampler=args.sampler, steps=args.steps,
                                guidance=args.guidance, label=args.label,
                                platforms=tuple(args.platforms.split(",")))
-  print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); run it with "
-        f"genjax.sample.export.call_exported or jax.export.deserialize(...).call(noise, keys)")
+  print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and its checksum "
+        f"{export.checksum_path(path).name}; run it with genjax.sample.export.call_exported "
+        f"(verifies the checksum) or jax.export.deserialize(...).call(noise, keys)")
   return 0
 
 
@@ -190,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
   p.add_argument("--class", dest="label", type=int, default=None, help="class label")
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--init", help="RGB image to start from (img2img, or inpainting with --mask)")
+  p.add_argument("--init", help="RGB image to start from (img2img, or inpainting with --mask); "
+                 "another size is centre-cropped to the model's aspect and resized to its "
+                 "resolution")
   p.add_argument("--strength", type=float, default=0.6, help="img2img noise strength in [0, 1]")
   p.add_argument("--mask", help="inpainting mask, same size as --init: white = keep")
   p.add_argument("--resample", type=int, default=4, help="RePaint resampling rounds per step")

@@ -1,14 +1,16 @@
 """`genjax eval`: metrics of generated images (a run's samples, or a folder) against real ones."""
 
-import json
 import os
 import pathlib
 
 import jax
 
-from genjax import metrics
+from genjax import files, metrics
 from genjax.metrics import evaluate as ev
 from genjax.sample import run as sample_run
+
+
+MAX_SIDE = 4096  # pixels: metrics hold every image in host memory
 
 
 def _parse_size(size) -> tuple[int, int] | None:
@@ -18,6 +20,8 @@ def _parse_size(size) -> tuple[int, int] | None:
     h, w = (int(s) for s in str(size).lower().split("x"))
   except ValueError:
     raise ValueError(f"--size must be HxW, e.g. 32x64, got {size!r}") from None
+  if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+    raise ValueError(f"--size {size}: height and width must be in [1, {MAX_SIDE}]")
   return h, w
 
 
@@ -36,6 +40,11 @@ def evaluate_sources(real: str, fake: str, *, metric_names="swd,kid", n: int = 1
   if n < 2:
     raise ValueError(f"--n must be >= 2, got {n}")
   size = _parse_size(size)
+  if out_json:  # a bad -o fails now, not after the sampling
+    files.check_can_create(out_json, "-o")
+    if pathlib.Path(out_json).is_dir():
+      raise ValueError(f"-o {out_json} is a folder; name the JSON file, e.g. "
+                       f"{pathlib.Path(out_json) / 'eval.json'}")
   key = jax.random.PRNGKey(seed)
   # The side that knows its size (a run, a dataset) goes first; image folders follow it.
   if ev.is_run_folder(fake):
@@ -54,9 +63,5 @@ def evaluate_sources(real: str, fake: str, *, metric_names="swd,kid", n: int = 1
   results = ev.evaluate(real_images, fake_images, names, key=key, extractor=extractor)
   results = {"real": str(real), "fake": str(fake), **results}
   if out_json:
-    out_json = pathlib.Path(out_json)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_json.with_name(out_json.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, out_json)
+    files.write_json(out_json, results)
   return results
