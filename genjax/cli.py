@@ -7,6 +7,13 @@ import sys
 USAGE_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+  """argparse with one-line errors (no usage block): "genjax vr: error: ... (genjax vr -h)"."""
+
+  def error(self, message):
+    self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
   p.add_argument("--config", default=default,
                  help="built-in config name (tiny, cifar, base) or a .py file with get_config(); "
@@ -157,7 +164,7 @@ def _print_summary(summary) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="genjax", description=(
+  parser = _Parser(prog="genjax", description=(
       "genjax: a JAX engine for image generation (not the probabilistic-programming genjax)."))
   sub = parser.add_subparsers(dest="command", required=True)
 

@@ -34,15 +34,33 @@ def _fit(im: Image.Image, hw: tuple[int, int], resample) -> Image.Image:
   return im.resize((hw[1], hw[0]), resample, box=_crop_box(im.size, hw))
 
 
+def _open_image(path: pathlib.Path, what: str) -> Image.Image:
+  """Image.open with errors that name the file (Pillow's often do not)."""
+  if not path.is_file():
+    raise FileNotFoundError(f"{what} {path}: no such file")
+  try:
+    return Image.open(path)
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    raise ValueError(f"{what} {path} is not a readable image ({e})") from None
+
+
+def _decoded(path: pathlib.Path, what: str, decode):
+  """decode() (which reads the pixels), with a truncated or corrupt file named."""
+  try:
+    return decode()
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    raise ValueError(f"{what} {path} is not a readable image ({e})") from None
+
+
 def _read_rgb(path, what: str, hw: tuple[int, int]) -> np.ndarray:
   """float32 [h, w, 3] in [-1, 1] from an RGB image file (EXIF orientation applied), fitted to
   the model's (h, w) as `_fit` does; other modes are an error."""
   path = pathlib.Path(path)
-  with Image.open(path) as im:
+  with _open_image(path, what) as im:
     if im.mode != "RGB":
       raise ValueError(f"{what} {path} is mode {im.mode}, not RGB; convert it first "
                        f"(e.g. PIL: im.convert('RGB'))")
-    im = ImageOps.exif_transpose(im)
+    im = _decoded(path, what, lambda: ImageOps.exif_transpose(im))
     fitted = _fit(im, hw, Image.Resampling.LANCZOS)
     size = im.size
   if size != (hw[1], hw[0]):
@@ -58,13 +76,14 @@ def _read_mask(path, init_path, hw: tuple[int, int]) -> np.ndarray:
   """float32 [h, w, 1], 1 = keep (white), from any image mode: the same size as the --init
   image, fitted to the model's (h, w) exactly as it is (nearest neighbour)."""
   path = pathlib.Path(path)
-  with Image.open(init_path) as init:
+  with _open_image(pathlib.Path(init_path), "--init image") as init:
     init_size = ImageOps.exif_transpose(init).size
-  with Image.open(path) as im:
+  with _open_image(path, "--mask") as im:
     if im.size != init_size:
       raise ValueError(f"mask {path} is {im.size[0]}x{im.size[1]}, the image is "
                        f"{init_size[0]}x{init_size[1]}: they must be the same size")
-    fitted = _fit(im.convert("L"), hw, Image.Resampling.NEAREST)
+    fitted = _fit(_decoded(path, "--mask", lambda: im.convert("L")), hw,
+                  Image.Resampling.NEAREST)
   return (np.asarray(fitted, np.float32) >= 128).astype(np.float32)[..., None]
 
 

@@ -263,3 +263,16 @@ def test_model_translator(inputs, tmp_path):
     run.comic_files([inputs], tmp_path / "x", knobs={"exposure": 0.2}, style="manga",
                     model=tmp_path / "model", progress=False)
   assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_cli_examples_say_when_they_are_procedural(tmp_path, monkeypatch, capsys, installed):
+  """Issue 15.11: without scikit-image the examples were procedural landscapes, silently."""
+  from genjax import cli
+  monkeypatch.setattr(examples, "have_skimage", lambda: installed)
+  monkeypatch.setattr(run, "comic_examples", lambda out, seed: [tmp_path / "a.png"])
+  assert cli.main(["comic", "--examples", "-o", str(tmp_path)]) == 0
+  err = capsys.readouterr().err
+  note = ("genjax: scikit-image is not installed: the examples are procedural landscapes, not "
+          "its sample photos (pip install 'genjax-engine[examples]')")
+  assert (note in err) != installed, err
