@@ -280,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--sampler", default="ddpm", help="ddpm, ddim, euler, heun, dpm++2m")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--height", type=int, default=None,
-                 help="panorama height in pixels, width 2x (default: the photo's resolution, "
-                      "at most 8192 wide)")
+                 help="panorama height in pixels, 2 to 4096, width 2x (default: the photo's "
+                      "resolution, at most 8192 wide)")
   p.add_argument("--depth", default=None,
                  help="stereo: depth map (.npy z-depth in metres, or an image with white = "
                       "near), or a folder of <stem>.npy / <stem>.png")
