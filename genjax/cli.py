@@ -8,7 +8,8 @@ USAGE_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
-  """argparse with one-line errors (no usage block): "genjax vr: error: ... (see genjax vr --help)"."""
+  """argparse whose errors are one line, no usage block:
+  "genjax vr: error: ... (see genjax vr --help)"."""
 
   def error(self, message):
     self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -1,6 +1,7 @@
 """The exported sampler's checksum: a damaged artifact is refused by name, a good one still
 loads with plain jax.export (issue 15.7)."""
 
+import hashlib
 import json
 
 import jax
@@ -30,8 +31,8 @@ def inputs():
 def test_checksum_file_describes_the_artifact_and_plain_jax_still_loads_it(artifact, inputs):
   path, data = artifact
   sums = json.loads(export.checksum_path(path).read_text())
-  import hashlib
-  assert sums == {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+  assert sums == {"file": path.name, "bytes": len(data),
+                  "sha256": hashlib.sha256(data).hexdigest()}
   # The README's genjax-free way still works on the same file.
   plain = jax_export.deserialize(bytearray(path.read_bytes())).call(*inputs)
   ours = export.call_exported(path, *inputs)
@@ -48,7 +49,8 @@ def _damaged(artifact, tmp_path, data: bytes):
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda d: d[:len(d) // 2], r"is \d+ bytes, s\.jaxexport\.sha256 says \d+: the file is truncated"),
+    (lambda d: d[:len(d) // 2],
+     r"is \d+ bytes, s\.jaxexport\.sha256 says \d+: the file is truncated"),
     (lambda d: b"", r"is empty \(0 bytes\)"),
     (lambda d: d[:-200] + bytes([d[-200] ^ 0x10]) + d[-199:], "does not match its SHA-256"),
     (lambda d: d[:len(d) // 2] + bytes([d[len(d) // 2] ^ 1]) + d[len(d) // 2 + 1:],

@@ -101,6 +101,6 @@ def test_output_under_a_file_or_a_full_disk_is_one_line(trained_run, tmp_path, c
   monkeypatch.setattr(sample_run.image_io, "save_png", full)
   code, err = _sample(capsys, trained_run, tmp_path / "out", "--n", "1")
   assert code == 1
-  assert err.strip().splitlines()[-1] == (f"genjax: error: {tmp_path / 'out' / 'sample_00000.png'}: "
-                                          f"No space left on device")
+  assert err.strip().splitlines()[-1] == (
+      f"genjax: error: {tmp_path / 'out' / 'sample_00000.png'}: No space left on device")
   assert "Traceback" not in err

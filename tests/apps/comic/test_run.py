@@ -125,7 +125,8 @@ def test_missing_input_and_self_overwrite_reported(inputs, tmp_path):
   messages = dict(result.failures)
   assert "no such file" in messages[str(tmp_path / "missing.jpg")]
   assert str(own) not in messages
-  assert dict(result.renamed)[str(own)] == f"{own} -> {tmp_path / 'own.manga.png'} ({own} is an input)"
+  assert dict(result.renamed)[str(own)] == (
+      f"{own} -> {tmp_path / 'own.manga.png'} ({own} is an input)")
   assert own.read_bytes() == before
   assert (tmp_path / "colour.png").exists() and (tmp_path / "own.manga.png").exists()
 
@@ -189,7 +190,8 @@ def test_a_failed_write_costs_only_that_file(inputs, tmp_path, monkeypatch):
   assert [p.name for p in result.written] == ["grey.png"]
   (path, message), = result.failures
   assert path == str(inputs / "colour.png")
-  assert message.endswith(f"cannot write {tmp_path / 'out' / 'colour.png'}: No space left on device")
+  assert message.endswith(
+      f"cannot write {tmp_path / 'out' / 'colour.png'}: No space left on device")
   assert no_temporaries(tmp_path)
 
 
