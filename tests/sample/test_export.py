@@ -55,7 +55,7 @@ def _damaged(artifact, tmp_path, data: bytes):
     (lambda d: d[:-200] + bytes([d[-200] ^ 0x10]) + d[-199:], "does not match its SHA-256"),
     (lambda d: d[:len(d) // 2] + bytes([d[len(d) // 2] ^ 1]) + d[len(d) // 2 + 1:],
      "does not match its SHA-256"),
-])
+], ids=["truncated", "empty", "bit-near-end", "bit-in-middle"])
 def test_damaged_artifacts_are_refused_by_name(artifact, inputs, tmp_path, damage, message):
   """Before: struct.error / IndexError for a truncated or empty file, and all-NaN or silently
   different images (exit 0) for one flipped bit."""
