@@ -9,6 +9,7 @@
 """
 
 import importlib
+import pathlib
 import sys
 
 # name -> module under benchmarks/, each with main(argv).
@@ -27,7 +28,21 @@ def main(argv=None) -> None:
   if name not in COMMANDS:
     sys.exit(f"unknown benchmark {name!r}; valid: {', '.join(COMMANDS)}")
   module = importlib.import_module(f"benchmarks.{COMMANDS[name]}")
+  if not {"-h", "--help"} & set(rest):
+    print(f"benchmarks: results go to {results_location(rest)}", flush=True)
   module.main(rest)
+
+
+def results_location(argv: list[str]) -> pathlib.Path:
+  """Where a benchmark writes: its --out / --json, else benchmark_results/ under the current
+  folder (every benchmark's default), as an absolute path."""
+  for i, arg in enumerate(argv):
+    for flag in ("--out", "--json"):
+      if arg == flag and i + 1 < len(argv):
+        return pathlib.Path(argv[i + 1]).absolute()
+      if arg.startswith(flag + "="):
+        return pathlib.Path(arg.split("=", 1)[1]).absolute()
+  return pathlib.Path("benchmark_results").absolute()
 
 
 if __name__ == "__main__":

@@ -332,6 +332,11 @@ def main(argv=None) -> dict:
   if not set(dtypes) <= set(AGREE):
     p.error(f"--dtypes: {args.dtypes!r}; valid: {', '.join(AGREE)}")
   with_torch = not args.no_torch and torch_available() and args.padding == "SAME"
+  if not args.no_torch and not with_torch:  # say why the torch columns will show "-"
+    print("no PyTorch comparison: " + (
+        "PyTorch is not installed (pip install 'genjax-engine[bench]')" if not torch_available()
+        else f"it runs with --padding SAME only, not {args.padding}")
+        + "; the 'x torch' columns show '-'", flush=True)
   device = common.device_info()
   device["host_cpu"] = autotune._host_cpu()  # pylint: disable=protected-access
   if with_torch:

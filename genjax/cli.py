@@ -7,6 +7,14 @@ import sys
 USAGE_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+  """argparse whose errors are one line, no usage block:
+  "genjax vr: error: ... (see genjax vr --help)"."""
+
+  def error(self, message):
+    self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
   p.add_argument("--config", default=default,
                  help="built-in config name (tiny, cifar, base) or a .py file with get_config(); "
@@ -61,8 +69,9 @@ def _cmd_export(args, overrides) -> int:
   path = export.export_sampler(args.workdir, args.out, sampler=args.sampler, steps=args.steps,
                                guidance=args.guidance, label=args.label,
                                platforms=tuple(args.platforms.split(",")))
-  print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); run it with "
-        f"genjax.sample.export.call_exported or jax.export.deserialize(...).call(noise, keys)")
+  print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and its checksum "
+        f"{export.checksum_path(path).name}; run it with genjax.sample.export.call_exported "
+        f"(verifies the checksum) or jax.export.deserialize(...).call(noise, keys)")
   return 0
 
 
@@ -80,8 +89,14 @@ def _cmd_eval(args, overrides) -> int:
 
 
 def _cmd_comic(args, overrides) -> int:
-  from genjax.apps.comic import page, run
+  from genjax.apps.comic import examples, page, run
   if args.examples:
+    if args.inputs:
+      raise ValueError(f"--examples renders the built-in photos; drop the inputs "
+                       f"({' '.join(args.inputs)}) or --examples")
+    if not examples.have_skimage():
+      print("genjax: scikit-image is not installed: the examples are procedural landscapes, "
+            "not its sample photos (pip install 'genjax-engine[examples]')", file=sys.stderr)
     paths = run.comic_examples(args.out, seed=args.seed)
     print(f"wrote {len(paths)} example images to {args.out}")
     return 0
@@ -92,6 +107,8 @@ def _cmd_comic(args, overrides) -> int:
       args.inputs, args.out, style=args.style, knobs=run.parse_knobs(args.set),
       layers=args.layers, page=args.page, tile=args.tile, memory_mb=args.memory,
       layout=layout, captions=args.caption, seed=args.seed, model=args.model)
+  for _, message in result.renamed:
+    print(f"renamed: {message}")
   print(f"wrote {len(result.written)} files to {args.out}")
   for path, message in result.failures:
     print(f"genjax: failed: {message}", file=sys.stderr)
@@ -151,7 +168,7 @@ def _print_summary(summary) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="genjax", description=(
+  parser = _Parser(prog="genjax", description=(
       "genjax: a JAX engine for image generation (not the probabilistic-programming genjax)."))
   sub = parser.add_subparsers(dest="command", required=True)
 
@@ -188,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
   p.add_argument("--class", dest="label", type=int, default=None, help="class label")
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--init", help="RGB image to start from (img2img, or inpainting with --mask)")
+  p.add_argument("--init", help="RGB image to start from (img2img, or inpainting with --mask); "
+                 "another size is centre-cropped to the model's aspect and resized to its "
+                 "resolution")
   p.add_argument("--strength", type=float, default=0.6, help="img2img noise strength in [0, 1]")
   p.add_argument("--mask", help="inpainting mask, same size as --init: white = keep")
   p.add_argument("--resample", type=int, default=4, help="RePaint resampling rounds per step")
@@ -268,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--sampler", default="ddpm", help="ddpm, ddim, euler, heun, dpm++2m")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--height", type=int, default=None,
-                 help="panorama height in pixels, width 2x (default: the photo's resolution, "
-                      "at most 8192 wide)")
+                 help="panorama height in pixels, 2 to 4096, width 2x (default: the photo's "
+                      "resolution, at most 8192 wide)")
   p.add_argument("--depth", default=None,
                  help="stereo: depth map (.npy z-depth in metres, or an image with white = "
                       "near), or a folder of <stem>.npy / <stem>.png")
@@ -311,6 +330,16 @@ def main(argv: list[str] | None = None) -> int:
   except _known_errors() as e:
     print(f"genjax: error: {e}", file=sys.stderr)
     return USAGE_ERROR
+  except OSError as e:  # a write or read the system refused: full disk, read-only folder...
+    print(f"genjax: error: {describe_os_error(e)}", file=sys.stderr)
+    return 1
+
+
+def describe_os_error(e: OSError) -> str:
+  """One line naming the file and the reason: "out/a.png: No space left on device"."""
+  reason = e.strerror or str(e) or type(e).__name__
+  names = [n for n in (e.filename, e.filename2) if n is not None]
+  return f"{' -> '.join(map(str, names))}: {reason}" if names else reason
 
 
 if __name__ == "__main__":

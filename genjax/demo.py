@@ -11,7 +11,7 @@
 
 import pathlib
 
-from genjax import configs
+from genjax import configs, files
 from genjax.train import loop
 
 # Two evaluations (steps 250 and 500) of 128 EMA samples: SWD should fall between them.
@@ -21,7 +21,9 @@ _EVAL = ("train.eval_every=250", "train.eval_num_images=128", "train.eval_metric
 def run(workdir: str | pathlib.Path = "genjax_demo", *, steps: int | None = None,
         overrides=(), num_photos: int = 3, vr_steps: int = 50) -> int:
   """Runs every step into workdir/<step>; overrides go to the training config. 0 on success."""
-  workdir = pathlib.Path(workdir)
+  workdir = files.check_can_create(workdir, "--workdir", folder=True)
+  if steps is not None and steps < 1:
+    raise ValueError(f"--steps must be >= 1, got {steps}")
   overrides = list(_EVAL) + list(overrides)
   if steps is not None:
     overrides.append(f"train.num_steps={steps}")

@@ -17,18 +17,21 @@ def _to_uint8(img: np.ndarray, value_range=(0.0, 1.0)) -> np.ndarray:
 def save_image(path, img, *, value_range=(0.0, 1.0), **save_kwargs) -> pathlib.Path:
   """Writes [H, W, 3] (or [H, W, 4], [H, W, 1]) float in value_range, or uint8, atomically.
 
-  The format follows the file extension. A temporary file in the same folder is
-  renamed over the target, so a crash never leaves a half-written image.
+  The format follows the file extension (an unknown one is a ValueError). Written through
+  genjax.files.atomic_write: a crash or a full disk never leaves a half-written image, and
+  the first error is the one raised.
   """
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
+  fmt = Image.registered_extensions().get(path.suffix.lower())
+  if fmt is None:
+    raise ValueError(f"{path}: unknown image format {path.suffix!r}; use .png, .jpg, ...")
   a = np.asarray(img)
   a = a if a.dtype == np.uint8 else _to_uint8(a, value_range)
   if a.ndim == 3 and a.shape[-1] == 1:
     a = a[..., 0]
-  with files.atomic_write(path) as f:
-    Image.fromarray(a).save(f, format=Image.registered_extensions().get(path.suffix.lower()),
-                            **save_kwargs)
+  im = Image.fromarray(a)
+  with files.atomic_write(path, "wb") as f:
+    im.save(f, format=fmt, **save_kwargs)
   return path
 
 

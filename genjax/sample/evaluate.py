@@ -9,6 +9,9 @@ from genjax.metrics import evaluate as ev
 from genjax.sample import run as sample_run
 
 
+MAX_SIDE = 4096  # pixels: metrics hold every image in host memory
+
+
 def _parse_size(size) -> tuple[int, int] | None:
   if size is None or isinstance(size, tuple):
     return size
@@ -16,6 +19,8 @@ def _parse_size(size) -> tuple[int, int] | None:
     h, w = (int(s) for s in str(size).lower().split("x"))
   except ValueError:
     raise ValueError(f"--size must be HxW, e.g. 32x64, got {size!r}") from None
+  if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+    raise ValueError(f"--size {size}: height and width must be in [1, {MAX_SIDE}]")
   return h, w
 
 
@@ -34,6 +39,11 @@ def evaluate_sources(real: str, fake: str, *, metric_names="swd,kid", n: int = 1
   if n < 2:
     raise ValueError(f"--n must be >= 2, got {n}")
   size = _parse_size(size)
+  if out_json:  # a bad -o fails now, not after the sampling
+    files.check_can_create(out_json, "-o")
+    if pathlib.Path(out_json).is_dir():
+      raise ValueError(f"-o {out_json} is a folder; name the JSON file, e.g. "
+                       f"{pathlib.Path(out_json) / 'eval.json'}")
   key = jax.random.PRNGKey(seed)
   # The side that knows its size (a run, a dataset) goes first; image folders follow it.
   if ev.is_run_folder(fake):

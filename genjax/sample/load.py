@@ -6,9 +6,11 @@ import pathlib
 
 import grain
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from genjax import configs, diffusion, models
+from genjax.train import checkpoint
 from genjax.sample.sampler import make_sampler
 
 
@@ -73,14 +75,42 @@ def load_run(workdir, *, step: int | None = None, ema: bool = True):
     raise FileNotFoundError(f"{workdir} is not a genjax run folder: no config.json")
   config = configs.from_json(config_path.read_text(), source=str(config_path))
   name = "ema_params" if ema else "params"
-  params = restore_subtrees(workdir, (name,), step=step)[name]
   model = models.build_model(config.model)
+  params = restore_subtrees(workdir, (name,), step=step)[name]
+  _check_params(params, model, config, config_path)
   spec = diffusion.DiffusionSpec.from_config(config.diffusion)
   return config, model, spec, params
 
 
+def _check_params(params, model, config, config_path) -> None:
+  """CheckpointMismatchError naming the paths whose shapes differ between the checkpoint and
+  the model that config.json describes (a config.json copied from another run)."""
+  h, w = config.data.image_size
+  c = config.model
+  x = jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32)
+  y = jax.ShapeDtypeStruct((1,), jnp.int32) if c.num_classes else None
+  cond = (jax.ShapeDtypeStruct((1, h, w, c.cond_channels), jnp.float32)
+          if c.cond_channels else None)
+  expected = jax.eval_shape(
+      lambda x, y, cond: model.init({"params": jax.random.PRNGKey(0)}, x,
+                                    jnp.zeros((1,), jnp.float32), y=y, cond=cond,
+                                    train=False)["params"], x, y, cond)
+  lines = [line.strip() for line in checkpoint.describe_mismatch(params, expected)]
+  if lines:
+    more = f"; ... and {len(lines) - 3} more" if len(lines) > 3 else ""
+    raise checkpoint.CheckpointMismatchError(
+        f"the checkpoint in {config_path.parent / 'checkpoints'} does not fit the model of "
+        f"{config_path} ({len(lines)} mismatched parameters: {'; '.join(lines[:3])}{more}); "
+        f"was config.json replaced by another run's?")
+
+
 def load_sampler(workdir, *, step: int | None = None, **sampler_kwargs):
-  """(sample_fn, params) for a run folder; sampler_kwargs go to `make_sampler`."""
+  """(sample_fn, params) for a run folder; sampler_kwargs go to `make_sampler`.
+
+  Defaults as `genjax sample`: the run's image size and clip_x0=1, so the same seed gives
+  the same images as the CLI; images are float32 in [-1, 1].
+  """
   config, model, spec, params = load_run(workdir, step=step)
   sampler_kwargs.setdefault("image_shape", tuple(config.data.image_size))
+  sampler_kwargs.setdefault("clip_x0", 1.0)
   return make_sampler(model, spec, **sampler_kwargs), params

@@ -24,6 +24,21 @@ def _check_steps(steps) -> int:
   return steps
 
 
+def _check_guidance(model, guidance) -> None:
+  """Classifier-free guidance needs a class-conditional model: any other scale than 1 on an
+  unconditional one would be accepted and change nothing, so it is refused."""
+  if guidance != 1.0 and not _Conditioning.of(model).num_classes:
+    raise ValueError(f"guidance {guidance:g} has no effect: the model is unconditional "
+                     f"(num_classes = 0); classifier-free guidance needs a class-conditional "
+                     f"model (leave the guidance scale at 1)")
+
+
+def _to_data_range(images: jax.Array) -> jax.Array:
+  # The last solver step can overshoot the data range even with clip_x0 (the update mixes
+  # x_t in); the documented contract is [-1, 1].
+  return jnp.clip(images, -1.0, 1.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Conditioning:
   num_classes: int
@@ -55,6 +70,9 @@ def _denoiser(model, params, spec, *, labels, cond, guidance, guidance_interval,
     return net_with(None)
   null = jnp.full((batch,), c.num_classes, jnp.int32)
   if labels is None:
+    if guidance != 1.0:
+      raise ValueError(f"guidance {guidance:g} needs class labels (--class): without them the "
+                       f"samples are unconditional and guidance changes nothing")
     return net_with(null)
   labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (batch,))
   return diffusion.guided(net_with(labels), net_with(null), guidance, interval=guidance_interval)
@@ -85,10 +103,12 @@ def make_sampler(model, spec: diffusion.DiffusionSpec, *, image_shape: tuple[int
     guidance: classifier-free guidance scale for class-conditional models (1 = none).
     guidance_interval: (t_lo, t_hi) in schedule time where guidance applies.
     clip_x0: clip the denoised estimate to [-clip_x0, clip_x0] at every step.
-  The returned images are float32 in the data range [-1, 1].
+  The returned images are float32 in the data range [-1, 1] (clipped to it). A guidance
+  other than 1 on a model without classes is a ValueError.
   """
   name = _sampler_name(sampler)
   _check_steps(steps)
+  _check_guidance(model, guidance)
   h, w = image_shape
 
   def sample_fn(params, key, num, *, labels=None, cond=None):
@@ -96,7 +116,8 @@ def make_sampler(model, spec: diffusion.DiffusionSpec, *, image_shape: tuple[int
     batch = x_T[0] if isinstance(num, int) else num.shape[0]
     denoise = _denoiser(model, params, spec, labels=labels, cond=cond, guidance=guidance,
                         guidance_interval=guidance_interval, clip_x0=clip_x0, batch=batch)
-    return diffusion.get_sampler(name)(denoise, key, x_T, spec, steps=steps, **sampler_options)
+    return _to_data_range(diffusion.get_sampler(name)(denoise, key, x_T, spec, steps=steps,
+                                                      **sampler_options))
   return sample_fn
 
 
@@ -105,14 +126,15 @@ def make_img2img(model, spec, *, strength: float, sampler: str = "ddim", steps: 
   """`fn(params, key, init [B, H, W, C] in [-1, 1], *, labels=None) -> [B, H, W, C]` (SDEdit)."""
   name = _sampler_name(sampler)
   _check_steps(steps)
+  _check_guidance(model, guidance)
   if not 0.0 <= strength <= 1.0:
     raise ValueError(f"strength must be in [0, 1], got {strength}")
 
   def fn(params, key, init, *, labels=None):
     denoise = _denoiser(model, params, spec, labels=labels, cond=None, guidance=guidance,
                         guidance_interval=None, clip_x0=clip_x0, batch=init.shape[0])
-    return diffusion.img2img(denoise, key, init, spec, steps=steps, strength=strength,
-                             sampler=name, **sampler_options)
+    return _to_data_range(diffusion.img2img(denoise, key, init, spec, steps=steps,
+                                            strength=strength, sampler=name, **sampler_options))
   return fn
 
 
@@ -126,6 +148,7 @@ def make_inpainter(model, spec, *, steps: int = 50, resample: int = 4, sampler: 
   """
   name = _sampler_name(sampler)
   _check_steps(steps)
+  _check_guidance(model, guidance)
   c = _Conditioning.of(model)
 
   def fn(params, key, known, keep, *, labels=None):
@@ -138,7 +161,7 @@ def make_inpainter(model, spec, *, steps: int = 50, resample: int = 4, sampler: 
     if cond is not None:
       out = diffusion.get_sampler(name)(denoise, key, known.shape, spec, steps=steps,
                                         **sampler_options)
-      return keep * known + (1 - keep) * out
-    return diffusion.inpaint(denoise, key, known, keep, spec, steps=steps, resample=resample,
-                             sampler=name, **sampler_options)
+      return keep * known + (1 - keep) * _to_data_range(out)
+    return _to_data_range(diffusion.inpaint(denoise, key, known, keep, spec, steps=steps,
+                                            resample=resample, sampler=name, **sampler_options))
   return fn

@@ -136,3 +136,18 @@ def test_cli_img2img_strength_controls_distance_to_init(trained_run, tmp_path):
     errors[strength] = np.mean([np.abs(i - photo).mean() for i in imgs])
   print("img2img mean abs error to the photo (8-bit) by strength:", errors)
   assert errors[0.1] < 25 < errors[0.9], errors  # 8-bit units; noise photo vs smooth data ~ 60
+
+
+def test_load_sampler_images_are_in_range_and_match_the_cli(trained_run, tmp_path):
+  """Issue 15.9: load_sampler returned values outside [-1, 1] (the CLI and export clipped);
+  now it draws, for the same seed, the very images `genjax sample` writes."""
+  from PIL import Image
+  from genjax import cli
+  sample_fn, params = genjax.load_sampler(trained_run, sampler="ddim", steps=4)
+  images = np.asarray(jax.jit(sample_fn, static_argnums=2)(params, jax.random.PRNGKey(5), 4))
+  assert images.min() >= -1.0 and images.max() <= 1.0
+  assert cli.main(["sample", f"--workdir={trained_run}", "-o", str(tmp_path), "--n", "4",
+                   "--sampler", "ddim", "--steps", "4", "--seed", "5"]) == 0
+  for i, img in enumerate(images):
+    png = np.asarray(Image.open(tmp_path / f"sample_{i:05d}.png"), np.float32)
+    np.testing.assert_allclose(png, np.round((img + 1) / 2 * 255), atol=1.0)

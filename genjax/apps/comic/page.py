@@ -13,6 +13,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
+MAX_PAGE_WIDTH = 16384  # pixels: beyond this a page outgrows image viewers and host memory
+
+
 @dataclasses.dataclass(frozen=True)
 class PageLayout:
   """Page geometry, in page pixels.
@@ -34,6 +37,8 @@ class PageLayout:
   caption_size: int | None = None
 
   def __post_init__(self):
+    if not 1 <= self.width <= MAX_PAGE_WIDTH:
+      raise ValueError(f"page width must be in [1, {MAX_PAGE_WIDTH}] pixels, got {self.width}")
     if self.columns < 1 or self.width < 1 or min(self.margin, self.gutter, self.border) < 0:
       raise ValueError(f"PageLayout needs columns >= 1, width >= 1 and non-negative margin, "
                        f"gutter and border; got {self}")
@@ -63,6 +68,9 @@ def panel_boxes(n: int, layout: PageLayout, aspect: float) -> tuple[tuple[int, i
   boxes = [Box(layout.margin + (i // cols) * (ph + layout.gutter),
                layout.margin + (i % cols) * (pw + layout.gutter), ph, pw) for i in range(n)]
   height = 2 * layout.margin + rows * ph + (rows - 1) * layout.gutter
+  if height * layout.width > MAX_PAGE_WIDTH ** 2:
+    raise ValueError(f"{n} panels make a page of {height}x{layout.width} pixels (HxW), over "
+                     f"{MAX_PAGE_WIDTH}^2; use fewer panels, more columns or a narrower page")
   return (height, layout.width), boxes
 
 

@@ -11,6 +11,7 @@ the memory budget are rendered in tiles (tiling.py) with the same result.
 """
 
 import dataclasses
+import itertools
 import math
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from genjax import files as files_lib
 from genjax.apps.comic import examples as examples_lib
 from genjax.apps.comic import page as page_lib
 from genjax.apps.comic import render as render_lib
@@ -31,13 +33,17 @@ from genjax.image import io as image_io
 from genjax.image.io import save_image
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # larger files are refused as decompression bombs
+MAX_TILE = 16384  # pixels; a tile that large is never needed to stay in a memory budget
 
 
 @dataclasses.dataclass
 class ComicResult:
-  """written: output files; failures: (input path, message) of every input not converted."""
+  """written: output files; failures: (input path, message) of every input not converted;
+  renamed: (input path, message) where an output took another name than <stem>.png because
+  that name is one of the inputs (never overwritten) or another output."""
   written: list[pathlib.Path] = dataclasses.field(default_factory=list)
   failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  renamed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
   @property
   def ok(self) -> bool:
@@ -73,18 +79,50 @@ def collect_inputs(inputs, result: ComicResult) -> list[pathlib.Path]:
   return files
 
 
-def _output_names(files: list[pathlib.Path], out: pathlib.Path) -> list[pathlib.Path]:
-  """out itself for one file and a file-like out; else out/<stem>.png, deduplicated."""
+def _output_names(files: list[pathlib.Path], out: pathlib.Path, style: str, layers: bool,
+                  inputs: files_lib.InputFiles, result: ComicResult) -> list[pathlib.Path]:
+  """out itself for one file and a file-like out; else out/<stem>.png per input.
+
+  No output (nor its layer files) may land on any input, compared resolved and
+  case-insensitively (see files.InputFiles): a file-like out that would is refused
+  (ValueError), and in a folder the name falls back to <stem>.<style>.png, then
+  <stem>.<style>-2.png, ... (recorded in result.renamed). Names are also unique among
+  the outputs, case-insensitively.
+  """
   if _is_file_target(out):
     if len(files) != 1:
       raise ValueError(f"-o {out} names a file, but {len(files)} input images were given; "
                        f"give a folder (or use --page)")
+    _refuse_input_targets([out], layers, inputs)
     return [out]
-  names, seen = [], {}
+  names, taken = [], set()
   for f in files:
-    n = seen[f.stem] = seen.get(f.stem, 0) + 1
-    names.append(out / (f"{f.stem}.png" if n == 1 else f"{f.stem}-{n}.png"))
+    candidates = itertools.chain(
+        [out / f"{f.stem}.png", out / f"{f.stem}.{style}.png"],
+        (out / f"{f.stem}.{style}-{n}.png" for n in itertools.count(2)))
+    for i, target in enumerate(candidates):
+      group = [target, *(_layer_paths(target, render_lib.LAYER_NAMES).values() if layers else [])]
+      hits = [inputs.collision(t) for t in group]
+      if not any(hits) and not any(files_lib.path_key(t) in taken for t in group):
+        break
+      why = next((f"{h} is an input" for h in hits if h), "the name is taken by another output")
+    if i:
+      result.renamed.append((str(f), f"{f} -> {target} ({why})"))
+    taken.update(files_lib.path_key(t) for t in group)
+    names.append(target)
   return names
+
+
+def _refuse_input_targets(targets, layers: bool, inputs: files_lib.InputFiles,
+                          extra_layers=()) -> None:
+  """ValueError when an output file the user named (or one of its layer files) is an input."""
+  for target in targets:
+    names = list(render_lib.LAYER_NAMES) + list(extra_layers) if layers else []
+    for t in [target, *_layer_paths(target, names).values()]:
+      hit = inputs.collision(t)
+      if hit is not None:
+        raise ValueError(f"-o {target}: writing {t} would overwrite the input {hit}; "
+                         f"choose another -o")
 
 
 def _layer_paths(target: pathlib.Path, names) -> dict[str, pathlib.Path]:
@@ -204,29 +242,34 @@ def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
     or a file-like `out` with several inputs.
   """
   render_lib.get_style(style)  # unknown style: error before any work
+  if tile is not None and not (isinstance(tile, int) and 1 <= tile <= MAX_TILE):
+    raise ValueError(f"--tile must be a whole number of pixels in [1, {MAX_TILE}], got {tile!r}")
+  if not 0 < memory_mb:  # also refuses NaN
+    raise ValueError(f"--memory must be > 0 MiB, got {memory_mb}")
   translator = _load_model(model, style)
   knobs = (translator_lib.check_knobs(translator.config, knobs) if translator is not None
            else render_lib.make_knobs(style, knobs))  # unknown knob: error before any work
   out = pathlib.Path(out)
+  files_lib.check_can_create(out, "-o", folder=not _is_file_target(out))
   result = ComicResult()
   files = collect_inputs(inputs, result)
+  input_set = files_lib.InputFiles(files)
   key = jax.random.key(seed)
   if page:
-    _comic_page(files, out, style, knobs, layers=layers, layout=layout or page_lib.PageLayout(),
-                captions=captions, key=key, max_image_pixels=max_image_pixels,
-                progress=progress, result=result, translator=translator)
+    target = out if _is_file_target(out) else out / "page.png"
+    _refuse_input_targets([target], layers, input_set, extra_layers=["lettering"])
+    _comic_page(files, target, style, knobs, layers=layers,
+                layout=layout or page_lib.PageLayout(), captions=captions, key=key,
+                max_image_pixels=max_image_pixels, progress=progress, result=result,
+                translator=translator)
     return result
   if captions:
     raise ValueError("captions are drawn on pages only: add --page")
   if not files:
     return result
-  targets = _output_names(files, out)
+  targets = _output_names(files, out, style, layers, input_set, result)
   for path, target in tqdm(list(zip(files, targets)), desc=f"comic ({style})", unit="image",
                            disable=not progress):
-    if target.resolve() == path.resolve():
-      result.failures.append((str(path), f"{path}: the output would overwrite this input; "
-                                         f"choose another -o"))
-      continue
     try:
       photo = load_rgb(path, max_pixels=max_image_pixels)
     except ImageDecodeError as e:
@@ -234,15 +277,22 @@ def comic_files(inputs: Sequence, out, style: str = "comic", *, knobs=None,
       continue
     rendering = render_photo(photo, style, knobs, tile=tile, memory_mb=memory_mb, blend=blend,
                              key=key, progress=progress, translator=translator)
-    if layers:
-      _save_layers(target, rendering.layers, result)
-    result.written.append(save_image(target, _to_uint8(rendering.image)))
+    try:  # a failed write (full disk, read-only folder) costs this file only
+      if layers:
+        _save_layers(target, rendering.layers, result)
+      result.written.append(save_image(target, _to_uint8(rendering.image)))
+    except OSError as e:
+      result.failures.append((str(path), f"{path}: cannot write {_os_error(e, target)}"))
     del rendering
   return result
 
 
-def _comic_page(files, out, style, knobs, *, layers, layout, captions, key, max_image_pixels,
-                progress, result, translator=None) -> None:
+def _os_error(e: OSError, target) -> str:
+  return f"{e.filename or target}: {e.strerror or e}"
+
+
+def _comic_page(files, target, style, knobs, *, layers, layout, captions, key,
+                max_image_pixels, progress, result, translator=None) -> None:
   captions = list(captions or [])
   if len(captions) > len(files):
     raise ValueError(f"{len(captions)} captions for {len(files)} panels")
@@ -255,17 +305,19 @@ def _comic_page(files, out, style, knobs, *, layers, layout, captions, key, max_
     except ImageDecodeError as e:
       result.failures.append((str(path), str(e)))
   if not photos:
-    result.failures.append((str(out), "no readable input images for the page"))
+    result.failures.append((str(target), "no readable input images for the page"))
     return
-  target = out if _is_file_target(out) else out / "page.png"
   page_layers, lettering = make_page(photos, style, knobs, layout=layout, captions=texts,
                                      key=key, progress=progress, translator=translator)
   image = page_lib.over(lettering, render_lib.compose(page_layers))
-  result.written.append(save_image(target, image))
-  if layers:
-    _save_layers(target, page_layers, result)
-    result.written.append(save_image(_layer_paths(target, ["lettering"])["lettering"],
-                                     lettering))
+  try:
+    result.written.append(save_image(target, image))
+    if layers:
+      _save_layers(target, page_layers, result)
+      result.written.append(save_image(_layer_paths(target, ["lettering"])["lettering"],
+                                       lettering))
+  except OSError as e:
+    result.failures.append((str(target), f"page: cannot write {_os_error(e, target)}"))
 
 
 def make_page(photos: Sequence[np.ndarray], style: str = "manga", knobs=None, *,
@@ -306,7 +358,7 @@ def comic_examples(out, *, styles: Sequence[str] = ("comic", "manga"), n: int = 
   out/<name>.png (the photo), out/<name>.<style>.png per style, and out/page.png (a
   page of all of them in page_style). Returns the written paths.
   """
-  out = pathlib.Path(out)
+  out = files_lib.check_can_create(out, "-o", folder=True)
   photos = examples_lib.example_photos(n, source=source)
   key = jax.random.key(seed)
   written = []

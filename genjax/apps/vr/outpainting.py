@@ -224,8 +224,9 @@ def photo_to_panorama(photo, pm: PanoramaModel, *, key: jax.Array,
     out_height = max(hm, default_out_height(photo.shape[:2], placement.hfov_deg,
                                             max_width=max_width))
   out_height = int(out_height) + int(out_height) % 2
-  if out_height < 2:
-    raise PanoramaError(f"out_height must be >= 2, got {out_height}")
+  if not 2 <= out_height <= max_width // 2:  # before any canvas is allocated
+    raise PanoramaError(f"out_height must be in [2, {max_width // 2}] (the panorama is "
+                        f"2 x as wide, at most max_width={max_width}), got {out_height}")
   known, keep = place_on_grid(photo, placement, (hm, wm))
   if not keep.any():
     raise PanoramaError(f"the photo covers no whole pixel of the model's {hm}x{wm} panorama "

@@ -36,7 +36,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from genjax.apps.vr import hole_filling, outpainting, outputs, photo_placement, stereo
+from genjax import files as files_lib
+from genjax.apps.vr import hole_filling, outpainting, outputs, photo_placement, stereo, xmp
 from genjax.data import procedural
 from genjax.data.decode import ImageDecodeError
 from genjax.image import io as image_io
@@ -47,6 +48,7 @@ log = logging.getLogger("genjax.vr")
 
 MODES = ("panorama", "stereo", "both")
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+MAX_OUT_HEIGHT = xmp.MAX_VIEWER_WIDTH // 2   # pixels: the panorama is 2:1
 DEFAULT_BASELINE = 0.064        # metres: a typical interpupillary distance
 _warp = jax.jit(stereo.warp_to_right_eye)
 
@@ -189,11 +191,21 @@ def stereo_pair(photo: np.ndarray, depth_m: np.ndarray, hfov_deg: float, *,
   return left, right, holes
 
 
+# The files _convert writes for a stem, by mode (outputs.write_panorama / write_stereo).
+_PANORAMA_SUFFIXES = (".jpg", ".html")
+_STEREO_SUFFIXES = ("_sbs.jpg", "_ou.jpg", "_anaglyph.jpg", ".vr.jpg", "_holes.png")
+
+
 def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sampler, rotate,
              out_height, depth, holes, baseline, convergence, near, far, max_image_pixels,
-             result, bar):
-  if path.resolve() in {stem.with_name(stem.name + s).resolve() for s in (".jpg", ".html")}:
-    raise ValueError(f"{path}: the output would overwrite this input; choose another -o")
+             result, bar, inputs: files_lib.InputFiles):
+  suffixes = ((_PANORAMA_SUFFIXES if mode != "stereo" else ())
+              + (_STEREO_SUFFIXES if mode != "panorama" else ()))
+  for suffix in suffixes:
+    hit = inputs.collision(stem.with_name(stem.name + suffix))
+    if hit is not None:
+      raise ValueError(f"{path}: its output {stem.name + suffix} would overwrite the input "
+                       f"{hit}; choose another -o")
   bar.set_postfix_str(f"{path.name}: reading")
   photo = photo_placement.load_photo(path, max_pixels=max_image_pixels)
   hfov, _ = photo_placement.photo_hfov(path, photo.shape[:2], fov)
@@ -264,6 +276,11 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
                      pitch_deg=float(pitch), roll_deg=float(roll))   # validates the angles
   if not isinstance(steps, int) or steps < 1:
     raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+  if out_height is not None and not (isinstance(out_height, int)
+                                     and 2 <= out_height <= MAX_OUT_HEIGHT):
+    raise ValueError(f"--height must be a whole number of pixels in [2, {MAX_OUT_HEIGHT}] (the "
+                     f"panorama is twice as wide, and viewers show at most "
+                     f"{xmp.MAX_VIEWER_WIDTH} pixels), got {out_height!r}")
   if holes not in ("auto", "model", "stopgap"):
     raise ValueError(f"unknown hole filling {holes!r}; valid: auto, model, stopgap")
   if holes == "model" and workdir is None:
@@ -286,23 +303,30 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
   elif workdir is not None:
     pm = outpainting.load_panorama_model(workdir, equirect=False)
   out = pathlib.Path(out)
+  files_lib.check_can_create(out, "-o", folder=out.suffix.lower() not in (".jpg", ".jpeg"))
   result = VrResult()
-  files = collect_inputs(inputs, result)
-  if not files:
+  photos = collect_inputs(inputs, result)
+  if not photos:
     return result
-  stems = _stems(files, out)
+  stems = _stems(photos, out)
+  input_set = files_lib.InputFiles(photos)
   root = jax.random.key(seed)
-  with tqdm(total=2 * len(files), desc=f"vr ({mode})", unit="step",
+  with tqdm(total=2 * len(photos), desc=f"vr ({mode})", unit="step",
             disable=not progress) as bar:
-    for i, (path, stem) in enumerate(zip(files, stems)):
+    for i, (path, stem) in enumerate(zip(photos, stems)):
       try:
         _convert(path, stem, mode=mode, fov=fov, pitch=pitch, roll=roll, html=html, pm=pm,
                  key=jax.random.fold_in(root, i), steps=steps, sampler=sampler, rotate=rotate,
                  out_height=out_height, depth=depth, holes=holes, baseline=baseline,
                  convergence=convergence, near=near, far=far,
-                 max_image_pixels=max_image_pixels, result=result, bar=bar)
+                 max_image_pixels=max_image_pixels, result=result, bar=bar,
+                 inputs=input_set)
       except (ImageDecodeError, ValueError) as e:
         result.failures.append((str(path), str(e)))
+        bar.update(2 - (bar.n - 2 * i))
+      except OSError as e:  # a failed write (full disk, read-only folder) costs this photo only
+        result.failures.append((str(path), f"{path}: cannot write {e.filename or stem}: "
+                                           f"{e.strerror or e}"))
         bar.update(2 - (bar.n - 2 * i))
   return result
 

@@ -1,5 +1,6 @@
 """comic_files: files and folders, every image mode, bad input, atomic outputs, pages."""
 
+import os
 import pathlib
 
 import numpy as np
@@ -123,9 +124,75 @@ def test_missing_input_and_self_overwrite_reported(inputs, tmp_path):
                            style="manga", progress=False)
   messages = dict(result.failures)
   assert "no such file" in messages[str(tmp_path / "missing.jpg")]
-  assert "overwrite" in messages[str(own)]
+  assert str(own) not in messages
+  assert dict(result.renamed)[str(own)] == (
+      f"{own} -> {tmp_path / 'own.manga.png'} ({own} is an input)")
   assert own.read_bytes() == before
-  assert (tmp_path / "colour.png").exists()
+  assert (tmp_path / "colour.png").exists() and (tmp_path / "own.manga.png").exists()
+
+
+def _snapshot(folder: pathlib.Path) -> dict[str, bytes]:
+  return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_folder_into_itself_never_replaces_any_input(tmp_path):
+  """Issue 15.1: `comic DIR -o DIR` with a.jpg and a.png: a.jpg's comic once replaced a.png."""
+  d = tmp_path / "photos"
+  d.mkdir()
+  Image.fromarray(rgb()).save(d / "a.jpg")
+  Image.fromarray(procedural_photo(4, height=H, width=W)).save(d / "a.png")
+  Image.fromarray(rgb()).save(d / "a.manga.png")  # the fallback name is an input too
+  before = _snapshot(d)
+  result = run.comic_files([d], d, style="manga", layers=True, progress=False)
+  assert result.ok, result.failures
+  after = _snapshot(d)
+  assert {k: after[k] for k in before} == before
+  layers = (".ink.png", ".flat.png", ".tone.png")
+  assert {p.name for p in result.written if not p.name.endswith(layers)} == {
+      "a.manga-2.png", "a.manga.manga.png", "a.manga-3.png"}
+  assert len(result.written) == 3 * 4
+  assert [m for _, m in result.renamed] == [
+      f"{d / 'a.jpg'} -> {d / 'a.manga-2.png'} ({d / 'a.manga.png'} is an input)",
+      f"{d / 'a.manga.png'} -> {d / 'a.manga.manga.png'} ({d / 'a.manga.png'} is an input)",
+      f"{d / 'a.png'} -> {d / 'a.manga-3.png'} (the name is taken by another output)"]
+
+
+@pytest.mark.parametrize("target, page", [("a.png", True), ("A.PNG", False), ("a.PNG", True),
+                                          ("link.png", False)])
+def test_a_named_output_that_is_any_input_is_refused(tmp_path, target, page):
+  """Issue 15.1: `comic a.png b.jpg -o a.png --page` overwrote an input; so did -o A.PNG
+  (another case) and a hard link to an input."""
+  Image.fromarray(rgb()).save(tmp_path / "a.png")
+  Image.fromarray(rgb()).save(tmp_path / "b.jpg", quality=90)
+  os.link(tmp_path / "a.png", tmp_path / "link.png")
+  before = _snapshot(tmp_path)
+  inputs = [tmp_path / "a.png", tmp_path / "b.jpg"] if page else [tmp_path / "a.png"]
+  with pytest.raises(ValueError, match=r"would overwrite the input .*a\.png; choose another -o"):
+    run.comic_files(inputs, tmp_path / target, style="manga", page=page, progress=False)
+  if target == "A.PNG":
+    with pytest.raises(ValueError, match=r"would overwrite the input .*b\.jpg"):
+      run.comic_files([tmp_path / "b.jpg"], tmp_path / "B.JPG", style="manga", progress=False)
+  assert _snapshot(tmp_path) == before
+
+
+def test_a_failed_write_costs_only_that_file(inputs, tmp_path, monkeypatch):
+  """Issue 15.4: a full disk on one output aborted the whole batch with a traceback."""
+  import errno
+  real = run.save_image
+
+  def flaky(path, img, **kw):
+    if pathlib.Path(path).name == "colour.png":
+      raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    return real(path, img, **kw)
+  monkeypatch.setattr(run, "save_image", flaky)
+  result = run.comic_files([inputs / "colour.png", inputs / "grey.png"], tmp_path / "out",
+                           style="manga", progress=False)
+  assert [p.name for p in result.written] == ["grey.png"]
+  (path, message), = result.failures
+  assert path == str(inputs / "colour.png")
+  assert message.endswith(
+      f"cannot write {tmp_path / 'out' / 'colour.png'}: No space left on device")
+  assert no_temporaries(tmp_path)
 
 
 def test_page_with_captions_and_layers(inputs, tmp_path):
@@ -198,3 +265,16 @@ def test_model_translator(inputs, tmp_path):
     run.comic_files([inputs], tmp_path / "x", knobs={"exposure": 0.2}, style="manga",
                     model=tmp_path / "model", progress=False)
   assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_cli_examples_say_when_they_are_procedural(tmp_path, monkeypatch, capsys, installed):
+  """Issue 15.11: without scikit-image the examples were procedural landscapes, silently."""
+  from genjax import cli
+  monkeypatch.setattr(examples, "have_skimage", lambda: installed)
+  monkeypatch.setattr(run, "comic_examples", lambda out, seed: [tmp_path / "a.png"])
+  assert cli.main(["comic", "--examples", "-o", str(tmp_path)]) == 0
+  err = capsys.readouterr().err
+  note = ("genjax: scikit-image is not installed: the examples are procedural landscapes, not "
+          "its sample photos (pip install 'genjax-engine[examples]')")
+  assert (note in err) != installed, err

@@ -38,6 +38,53 @@ def test_bad_arguments_raise_before_writing(tmp_path, kwargs, match):
   assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("height", [100_000, 4098, 1, 0, -2])
+def test_panorama_height_is_bounded_before_any_work(tmp_path, capsys, height):
+  """Issue 15.5: `genjax vr --height 100000` aborted natively (exit 134) allocating the
+  panorama; now it is refused before the run is even loaded."""
+  from genjax import cli
+  photo = _photo_file(tmp_path / "p.png")
+  code = cli.main(["vr", str(photo), "-o", str(tmp_path / "out"), "--workdir",
+                   str(tmp_path / "nowhere"), "--height", str(height)])
+  err = capsys.readouterr().err
+  assert code == cli.USAGE_ERROR
+  assert err.strip() == (f"genjax: error: --height must be a whole number of pixels in [2, 4096] "
+                         f"(the panorama is twice as wide, and viewers show at most 8192 "
+                         f"pixels), got {height}")
+  assert not (tmp_path / "out").exists()
+
+
+def test_huge_height_with_a_real_run_exits_cleanly(tmp_path, pano_run):
+  """The issue's command in a subprocess (the old code aborted the whole process)."""
+  import subprocess
+  import sys
+  photo = _photo_file(tmp_path / "p.png")
+  proc = subprocess.run([sys.executable, "-m", "genjax.cli", "vr", str(photo), "-o",
+                         str(tmp_path / "out"), "--workdir", str(pano_run), "--height", "100000",
+                         "--steps", "2"], capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "--height must be a whole number of pixels in [2, 4096]" in proc.stderr
+  assert not (tmp_path / "out").exists()
+
+
+def test_panorama_failed_write_is_reported_per_photo(tmp_path, pano_run, monkeypatch):
+  """Issue 15.4: a full disk was a traceback; now the photo is reported and the rest go on."""
+  import errno
+  first, second = _photo_file(tmp_path / "a.png"), _photo_file(tmp_path / "b.png")
+  real = run.outputs.write_panorama
+
+  def full(pano, stem, **kw):
+    if stem.name == "a":
+      raise OSError(errno.ENOSPC, "No space left on device", str(stem) + ".jpg")
+    return real(pano, stem, **kw)
+  monkeypatch.setattr(run.outputs, "write_panorama", full)
+  result = run.vr_files([first, second], tmp_path / "out", fov=60.0, workdir=pano_run, steps=2,
+                        out_height=32, html=False, progress=False)
+  assert result.failures == [(str(first), f"{first}: cannot write {tmp_path / 'out' / 'a.jpg'}: "
+                                          f"No space left on device")]
+  assert [p.name for p in result.written] == ["b.jpg"]
+
+
 def test_missing_run_folder_is_named(tmp_path):
   photo = _photo_file(tmp_path / "p.png")
   with pytest.raises(FileNotFoundError, match="nowhere"):
