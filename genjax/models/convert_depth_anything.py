@@ -202,8 +202,26 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray], config: da.DepthAny
     raise da.DepthAnythingWeightsError(
         f"{source}: not Depth Anything V2 parameters ({fmt} layout, {len(unknown)} names): "
         f"{_listed(unknown)}")
+  _check_size(flat, config, source)
   da.check_params(flat, config, f"{source} (converted, {fmt} layout)")
   return flat
+
+
+def _check_size(flat: Mapping[str, np.ndarray], config: da.DepthAnythingConfig,
+                source: str) -> None:
+  """A short error, naming the matching variant, for a checkpoint of another model size."""
+  cls = flat.get("backbone/embeddings/cls_token")
+  if cls is None:
+    return   # check_params lists it as missing
+  hidden = cls.shape[-1]
+  blocks = len({k.split("/")[1] for k in flat if k.startswith("backbone/layer_")})
+  if (hidden, blocks) == (config.hidden_size, config.num_layers):
+    return
+  names = [n for n, v in da.VARIANTS.items() if (v.hidden_size, v.num_layers) == (hidden, blocks)]
+  hint = f"; it looks like --variant {names[0]}" if names else ""
+  raise da.DepthAnythingWeightsError(
+      f"{source}: a ViT with hidden size {hidden} and {blocks} blocks, but the chosen variant "
+      f"has hidden size {config.hidden_size} and {config.num_layers} blocks{hint}")
 
 
 def read_state_dict(path) -> dict[str, np.ndarray]:

@@ -548,10 +548,7 @@ def network_size(height: int, width: int, size: int = DEFAULT_SIZE,
 def _predict(params, image, *, config, size, conv_impl):
   h, w = image.shape[:2]
   nh, nw = network_size(h, w, size, config.patch_size)
-  x = image.astype(jnp.float32)
-  if image.dtype == jnp.uint8:
-    x = x / 255.0
-  x = resize_bicubic(normalize(x)[None], nh, nw)
+  x = resize_bicubic(normalize(image)[None], nh, nw)
   depth = DepthAnything(config, conv_impl).apply({"params": params}, x)
   return resize_bilinear_align_corners(depth[..., None], h, w)[0, ..., 0]
 
@@ -564,8 +561,10 @@ def predict_depth(params, image, *, config: DepthAnythingConfig, size: int = DEF
   reference's cv2.INTER_CUBIC kernel, no antialiasing) so that its shorter side is `size` (a
   multiple of 14, 518 as the models were trained) and the longer a multiple of 14 keeping the
   aspect; the prediction is resized back bilinearly (align_corners=True). Compiled once per
-  (image shape, dtype, config, size).
+  (image shape, config, size): uint8 is scaled to float32 before the compiled function.
   """
-  if np.ndim(image) != 3 or np.shape(image)[-1] != 3:
-    raise ValueError(f"predict_depth: image must be [H, W, 3], got shape {np.shape(image)}")
-  return _predict(params, jnp.asarray(image), config=config, size=size, conv_impl=conv_impl)
+  image = np.asarray(image)
+  if image.ndim != 3 or image.shape[-1] != 3:
+    raise ValueError(f"predict_depth: image must be [H, W, 3], got shape {image.shape}")
+  x = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+  return _predict(params, x, config=config, size=size, conv_impl=conv_impl)
