@@ -151,7 +151,7 @@ def resize_taps(n_in: int, n_out: int, mode: str, *, align_corners: bool = False
   dst = np.arange(n_out, dtype=f32)
   if align_corners:
     if mode != "linear":
-      raise ValueError(f"resize_taps: align_corners=True is implemented for linear only")
+      raise ValueError("resize_taps: align_corners=True is implemented for linear only")
     ratio = f32(n_in - 1) / f32(n_out - 1) if n_out > 1 else f32(0)
     src = ratio * dst
   else:
