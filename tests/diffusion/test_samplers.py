@@ -41,6 +41,7 @@ def gaussian_denoiser(schedule, mu=MU, std=STD):
 
 
 SPECS = {name: DiffusionSpec.create(name, "v") for name in ("edm", "cosine", "linear")}
+SPECS["flow"] = DiffusionSpec.create("flow", "flow")
 
 
 @functools.cache
@@ -90,24 +91,54 @@ ODE_CASES = [
     ("ddim", "cosine", 32, 0.07),   # 0.047
     ("dpmpp_2m", "cosine", 32, 0.006),  # 0.0035
     ("dpmpp_2m", "linear", 32, 0.03),   # 0.020
+    ("dpmpp_3m", "edm", 32, 0.002),     # 0.0012
+    ("dpmpp_3m", "cosine", 32, 0.0135),  # 0.0090
+    ("unipc", "edm", 32, 0.011),        # 0.0072
+    ("unipc", "cosine", 32, 0.0055),    # 0.0037
+    ("unipc", "flow", 32, 0.0047),      # 0.0031
+    ("dpmpp_3m", "flow", 32, 0.0066),   # 0.0044
+    ("ddim", "flow", 32, 0.066),        # 0.044
 ]
+UNIPC3 = (("order", 3),)
 
 
-@pytest.mark.parametrize("name,sched,steps,bound", ODE_CASES)
-def test_deterministic_sampler_follows_the_exact_ode(name, sched, steps, bound, z):
-  assert flow_error(name, sched, steps, z) < bound
-  f = run(name, sched, steps)
+@pytest.mark.parametrize("name,sched,steps,bound,opts", [c + ((),) for c in ODE_CASES] + [
+    ("unipc", "edm", 32, 0.0045, UNIPC3),    # 0.0029
+    ("unipc", "cosine", 32, 0.017, UNIPC3),  # 0.0115
+])
+def test_deterministic_sampler_follows_the_exact_ode(name, sched, steps, bound, opts, z):
+  assert flow_error(name, sched, steps, z, opts) < bound
+  f = run(name, sched, steps, opts)
   # Deterministic: another key gives the same result bit for bit (x_T is given).
   np.testing.assert_array_equal(f(jax.random.key(1), z), f(jax.random.key(0), z))
   assert f._cache_size() == 1  # the second call did not recompile
 
 
-@pytest.mark.parametrize("name,order", [("euler", 1), ("heun", 2), ("dpmpp_2m", 2)])
-def test_convergence_order(name, order, z):
-  """Error ratio when doubling the steps: 2 for first order, 4 for second order."""
+@pytest.mark.parametrize("name,order,opts", [
+    ("euler", 1, ()), ("heun", 2, ()), ("dpmpp_2m", 2, ()),
+    # UniC raises UniP's order by one at no extra evaluation (Zhao et al. 2023, Theorem 3.1).
+    ("unipc", 2, (("order", 1),)),
+    ("unipc", 3, (("order", 2),)),
+    ("unipc", 3, (("order", 3), ("corrector", False))),
+])
+def test_convergence_order(name, order, opts, z):
+  """Error ratio when doubling the steps: 2^order (measured: unipc 4.0, 8.7, 8.6)."""
   steps = 16 if name == "heun" else 32
-  e1, e2 = (flow_error(name, "edm", n, z) for n in (steps, 2 * steps))
+  e1, e2 = (flow_error(name, "edm", n, z, opts) for n in (steps, 2 * steps))
   assert 0.85 * 2**order < e1 / e2 < 1.25 * 2**order, (e1, e2)
+
+
+@pytest.mark.parametrize("a,b", [
+    # UniP-2 alone is DPM-Solver++(2M): rho = 1/2 on (x0_i - x0_{i-1}) / r.
+    (("unipc", (("corrector", False),)), ("dpmpp_2m", ())),
+    # The 2M SDE without noise (eta = 0) is the 2M ODE solver.
+    (("dpmpp_2m_sde", (("eta", 0.0),)), ("dpmpp_2m", ())),
+])
+@pytest.mark.parametrize("sched", ["edm", "cosine"])
+def test_solver_special_cases(a, b, sched, z):
+  x = run(a[0], sched, 12, a[1])(jax.random.key(0), z)
+  np.testing.assert_allclose(x, run(b[0], sched, 12, b[1])(jax.random.key(0), z),
+                             rtol=2e-5, atol=2e-5)
 
 
 # Errors with the default grids (measured; NFE in brackets):
@@ -288,11 +319,16 @@ def test_raw_uint32_keys_work():
 def test_errors():
   spec = SPECS["edm"]
   den = gaussian_denoiser(spec.schedule)
-  with pytest.raises(UnknownNameError, match="ddim, ddpm, dpmpp_2m, euler, heun"):
+  with pytest.raises(UnknownNameError,
+                     match="ddim, ddpm, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, euler, heun, unipc"):
     get_sampler("plms")
   with pytest.raises(ValueError, match="steps"):
     SAMPLERS["ddim"](den, jax.random.key(0), (2, H, W, C), spec, steps=0)
   with pytest.raises(TypeError, match="eta"):
     SAMPLERS["heun"](den, jax.random.key(0), (2, H, W, C), spec, steps=4, eta=0.5)
+  with pytest.raises(ValueError, match="order must be 1, 2 or 3"):
+    SAMPLERS["unipc"](den, jax.random.key(0), (2, H, W, C), spec, steps=4, order=4)
+  with pytest.raises(ValueError, match="variant"):
+    SAMPLERS["unipc"](den, jax.random.key(0), (2, H, W, C), spec, steps=4, variant="bh3")
   with pytest.raises(ValueError, match="batch of 2 keys"):
     SAMPLERS["ddpm"](den, jax.random.split(jax.random.key(0), 3), (2, H, W, C), spec, steps=4)
