@@ -27,8 +27,9 @@ def test_flow_matching_lowers_the_loss_and_samples_have_the_data_colour(flow_run
   config = configs.from_json((flow_run / "config.json").read_text())
   assert (config.diffusion.objective, config.diffusion.weighting) == ("flow", "logit_normal")
   losses = [json.loads(line)["loss"] for line in (flow_run / "metrics.jsonl").open()]
-  # The velocity target eps - x0 has E||.||^2 = 1 + E[x0^2] at the start (~1.3 here).
-  assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
+  # Measured: 1.04 over the first 10 steps (an untrained net's error on eps - x0, whose
+  # mean square is 1 + E[x0^2]), 0.135 over the last 30.
+  assert np.mean(losses[-3:]) < 0.3 * losses[0], losses
 
   sample_fn, params = genjax.load_sampler(flow_run, sampler="unipc", steps=10)
   images = np.asarray(jax.jit(sample_fn, static_argnums=2)(params, jax.random.PRNGKey(0), 32))
@@ -36,5 +37,5 @@ def test_flow_matching_lowers_the_loss_and_samples_have_the_data_colour(flow_run
                                     shard_count=1)))["image"]
   assert np.isfinite(images).all()
   colour, real_colour = images.mean(axis=(0, 1, 2)), real.mean(axis=(0, 1, 2))
-  print("sample colour", colour, "data colour", real_colour, "losses", losses[0], losses[-3:])
+  # Measured: within 0.05 of the data's mean RGB.
   np.testing.assert_allclose(colour, real_colour, atol=0.1)
