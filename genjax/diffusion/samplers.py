@@ -281,10 +281,10 @@ def _dpmpp_2m_sde_step(ctx, x, carry, t, t_next, index, *, eta=1.0, s_noise=1.0)
 
 def _unipc_b(h, order, variant):
   """UniPC's b_k = k! phi_{k+1}(-h) / B'(h), k = 1..order, with B(h) = -h B'(h): B' =
-  phi_1(-h) for bh2 (B = e^-h - 1), 1 for bh1 (B = -h). Returns ([b_k], B')."""
+  phi_1(-h) for bh2 (B = e^-h - 1), 1 for bh1 (B = -h): [b_1, ..., b_order]."""
   phis = phi_functions(-h, order + 1)
   scale = phis[0] if variant == "bh2" else 1.0
-  return [math.factorial(k) * phis[k] / scale for k in range(1, order + 1)], scale
+  return [math.factorial(k) * phis[k] / scale for k in range(1, order + 1)]
 
 
 def _unipc_rhos(rs, b, order, corrector):
@@ -359,7 +359,7 @@ def _unipc_step(ctx, x, carry, t, t_next, index, *, order=2, variant="bh2", corr
     a_p, s_p = ctx.schedule.alpha_sigma(t_prev)
     h_c = jnp.where(count >= 1, lam0 - lam1, 1.0)
     rs = ratios((lam2, lam3), lam1, h_c, 2)
-    b, _ = _unipc_b(h_c, order, variant)
+    b = _unipc_b(h_c, order, variant)
     diffs = [(m2 - m1) / rs[0], (m3 - m1) / rs[1]]
     variants = []
     for k in range(1, order + 1):
@@ -373,7 +373,7 @@ def _unipc_step(ctx, x, carry, t, t_next, index, *, order=2, variant="bh2", corr
   h, final = _step_h(a_t, s_t, a_s, s_s)
   p = jnp.minimum(count + 1, order)
   rs = ratios((lam1, lam2), lam0, h, 1)
-  b, _ = _unipc_b(h, order, variant)
+  b = _unipc_b(h, order, variant)
   diffs = [(m1 - m0) / rs[0], (m2 - m0) / rs[1]]
   variants = [_unipc_update(x, a_s, s_s, s_t, h, m0, diffs[:k - 1],
                             _unipc_rhos(rs, b, k, corrector=False), variant)
