@@ -35,13 +35,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.remat = False              # recompute each residual block in the backward pass (memory)
 
   c.diffusion = ml_collections.ConfigDict()
-  c.diffusion.schedule = "cosine"    # "linear" | "cosine" | "edm"
-  c.diffusion.objective = "v"        # "eps" | "v" | "x0" | "edm"
-  c.diffusion.weighting = "uniform"  # "uniform" | "min_snr" | ...
+  c.diffusion.schedule = "cosine"    # "linear" | "cosine" | "edm" | "flow" (rectified flow)
+  c.diffusion.objective = "v"        # "eps" | "v" | "x0" | "edm" | "flow" (velocity)
+  c.diffusion.weighting = "uniform"  # "uniform" | "min_snr" | "snr" | "edm" | "logit_normal"
   c.diffusion.min_snr_gamma = 5.0
   c.diffusion.sigma_data = 0.5       # EDM preconditioning
   c.diffusion.p_mean = -1.2          # EDM log-normal training noise
   c.diffusion.p_std = 1.2
+  c.diffusion.logit_mean = 0.0       # "logit_normal" training times (SD3): logit(tau) ~ N(mean, std^2)
+  c.diffusion.logit_std = 1.0
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 128           # global batch (all devices, all processes)

@@ -5,6 +5,10 @@
   denoise_fn = make_denoiser(net, spec)                # (x_t, t) -> x0_hat
   x0 = get_sampler("dpmpp_2m")(denoise_fn, key, (B, H, W, C), spec, steps=25)
   x0 = get_sampler("heun")(denoise_fn, key, (B, H, W, C), spec, steps=18)  # NFE 35
+  x0 = get_sampler("unipc")(denoise_fn, key, (B, H, W, C), spec, steps=10, order=3)
+
+Flow matching: DiffusionSpec.create("flow", "flow", "logit_normal") (rectified-flow
+schedule, velocity objective, SD3's logit-normal training times).
 
 Every sampler takes grid="uniform" | "karras" (GRIDS); euler and heun default to
 "karras" (rho = 7 in sigma / alpha, as in EDM) on every schedule, the others to the

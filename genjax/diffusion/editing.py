@@ -14,7 +14,7 @@ from genjax.diffusion.denoiser import DenoiseFn
 _NOISE_KNOWN, _NOISE_JUMP = 1, 2
 # Repeating a multistep solver's step after re-noising extrapolates from a stale
 # history and diverges (measured: variance x40 at 25 steps, resample 10).
-_MULTISTEP = {"dpmpp_2m"}
+_MULTISTEP = {"dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "unipc"}
 
 
 def img2img(denoise_fn: DenoiseFn, key: jax.Array, init: jax.Array, spec, *, steps: int,

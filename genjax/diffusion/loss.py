@@ -20,11 +20,17 @@ def _pixel_weights(pixel_weight, shape) -> jax.Array:
   return w
 
 
-def sample_t_and_noise(key: jax.Array, shape, schedule) -> tuple[jax.Array, jax.Array]:
-  """The training loss's random draws: t [B] from schedule.sample_train_t, eps ~ N(0, I) [shape]."""
+def sample_t_and_noise(key: jax.Array, shape, schedule, weighting=None
+                       ) -> tuple[jax.Array, jax.Array]:
+  """The training loss's random draws: t [B] and eps ~ N(0, I) [shape].
+
+  t from weighting.sample_train_t(key, B, schedule) (e.g. "logit_normal"), or from
+  schedule.sample_train_t when weighting is None.
+  """
   k_t, k_eps = jax.random.split(key)
-  return (schedule.sample_train_t(k_t, shape[0]),
-          jax.random.normal(k_eps, shape, jnp.float32))
+  t = (schedule.sample_train_t(k_t, shape[0]) if weighting is None
+       else weighting.sample_train_t(k_t, shape[0], schedule))
+  return t, jax.random.normal(k_eps, shape, jnp.float32)
 
 
 def per_example_loss(net: Net, x0: jax.Array, t: jax.Array, eps: jax.Array, spec, *,
@@ -64,7 +70,7 @@ def training_loss(net: Net, x0: jax.Array, key: jax.Array, spec, *,
   """Per-example diffusion loss [B] float32 at random t ~ spec.schedule and eps ~ N(0, I).
 
   x0: [B, H, W, C] clean images; see per_example_loss for net and pixel_weight.
-  The draws are `sample_t_and_noise(key, x0.shape, spec.schedule)`.
+  The draws are `sample_t_and_noise(key, x0.shape, spec.schedule, spec.weighting)`.
   """
-  t, eps = sample_t_and_noise(key, x0.shape, spec.schedule)
+  t, eps = sample_t_and_noise(key, x0.shape, spec.schedule, spec.weighting)
   return per_example_loss(net, x0, t, eps, spec, pixel_weight=pixel_weight)

@@ -1,4 +1,4 @@
-"""What the network predicts ("eps", "v", "x0", "edm"), and how its output becomes x0_hat.
+"""What the network predicts ("eps", "v", "x0", "edm", "flow"), and how its output becomes x0_hat.
 
 Shapes: x_t, x0, eps, net output: [B, ...] (images [B, H, W, C]); alpha, sigma: [B].
 Every objective works with every schedule; all coefficients are written in (alpha,
@@ -6,7 +6,8 @@ sigma) without dividing by alpha where avoidable, so nothing blows up at VP t = 
 
 Network input: r = sqrt(alpha^2 + sigma^2), the standard deviation of x_t for unit-
 variance data. "eps", "v" and "x0" feed x_t / r: x_t itself for VP schedules (r = 1
-up to float32 rounding), unit scale for the EDM schedule. "edm" feeds c_in * x_t.
+up to float32 rounding), unit scale for the EDM schedule. "edm" feeds c_in * x_t; "flow" feeds x_t / (alpha + sigma),
+the point of the straight path (1 - tau) x0 + tau eps.
 
 `log_x0_weight(log_snr)` is log k with ||out - target||^2 = k ||x0_hat - x0||^2: the
 weight the objective's own MSE puts on the x0 error; the loss weightings use it.
@@ -170,11 +171,43 @@ class EDMPreconditioning(Objective):
                          -2.0 * jnp.log(jnp.float32(self.sigma_data)))
 
 
+@dataclasses.dataclass(frozen=True)
+class FlowPrediction(Objective):
+  """Flow matching: the network predicts the velocity u = eps - x0 of the straight path
+  (Lipman et al. 2023, "Flow Matching for Generative Modeling"; Liu et al. 2023,
+  "Flow Straight and Fast: Learning to Generate and Transfer Data with Rectified Flow";
+  Esser et al. 2024, "Scaling Rectified Flow Transformers", SD3).
+
+  On any schedule, x_t / r with r = alpha + sigma is the rectified-flow point
+  z = (1 - tau) x0 + tau eps at tau = sigma / r, so the target u = eps - x0 is the same
+  for every schedule and the "flow" schedule (r = 1, tau = t) is the usual one.
+  Inverse (exact, no division by alpha or sigma): x0 = z - tau u, eps = z + (1 - tau) u.
+  x0_hat - x0 = -tau (u_hat - u), so k = 1 / tau^2 = (1 + sqrt(SNR))^2.
+  """
+
+  name = "flow"
+
+  def net_input(self, x_t, alpha, sigma):
+    return x_t / expand(alpha + sigma, x_t)
+
+  def target(self, x0, eps, alpha, sigma):
+    return eps - x0
+
+  def predictions(self, out, x_t, alpha, sigma):
+    r = alpha + sigma
+    tau, z = expand(sigma / r, x_t), x_t / expand(r, x_t)
+    return z - tau * out, z + (1.0 - tau) * out
+
+  def log_x0_weight(self, log_snr):
+    return 2.0 * jax.nn.softplus(0.5 * jnp.asarray(log_snr, jnp.float32))
+
+
 OBJECTIVES: dict[str, type[Objective]] = {
     "eps": EpsPrediction,
     "v": VPrediction,
     "x0": X0Prediction,
     "edm": EDMPreconditioning,
+    "flow": FlowPrediction,
 }
 
 

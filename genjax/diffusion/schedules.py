@@ -6,6 +6,9 @@ Each schedule has its own time variable t:
   clean (alpha = 1, sigma = 0 exactly) and t = 1 the noisiest.
 * "edm" (Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based
   Generative Models"): alpha = 1 and t = sigma in [0, sigma_max], their sigma(t) = t.
+* "flow" (rectified flow: Liu et al. 2023, "Flow Straight and Fast"; Lipman et al.
+  2023, "Flow Matching for Generative Modeling"; Esser et al. 2024, SD3): the straight
+  path alpha = 1 - t, sigma = t, t in [0, 1].
 
 Samplers only see t through this interface, so they run unchanged on every schedule:
 
@@ -277,6 +280,55 @@ class EDMSchedule(Schedule):
     return 0.25 * jnp.log(jnp.maximum(_f32(t), _SIGMA_FLOOR))
 
 
+@dataclasses.dataclass(frozen=True)
+class FlowSchedule(Schedule):
+  """Rectified flow: x_t = (1 - t) x0 + t eps, t in [0, 1] (Liu et al. 2023; the
+  conditional optimal-transport path of Lipman et al. 2023 with sigma_min = 0).
+
+  As for "cosine", time is clipped at the t where log_snr reaches `log_snr_min` (-20:
+  t = 1 / (1 + e^-10), alpha = 4.5e-5), so alpha > 0 on all of [0, 1] and every sampler's
+  log(alpha) stays finite; the schedule is flat beyond. Training: t ~ U[t_min, 1] (Liu
+  et al.); the "logit_normal" weighting draws SD3's times instead. c_noise = 1000 t, the
+  timestep SD3 conditions on.
+  """
+
+  name = "flow"
+  log_snr_min: float = -20.0
+  t_min: float = 0.0
+  # The "karras" grid in sigma / alpha: EDM's sigma_min, sigma_max and rho.
+  ratio_min: float = 0.002
+  ratio_max: float = 80.0
+  rho: float = 7.0
+
+  @property
+  def t_max(self) -> float:
+    return 1.0
+
+  @property
+  def t_clip(self) -> float:
+    """The time where log_snr(t) = log_snr_min: sigmoid(-log_snr_min / 2), float64."""
+    return 1.0 / (1.0 + math.exp(0.5 * self.log_snr_min))
+
+  def alpha_sigma(self, t):
+    t = jnp.clip(_f32(t), 0.0, self.t_clip)
+    return 1.0 - t, t
+
+  def t_from_log_snr(self, log_snr):
+    # sigma / alpha = t / (1 - t) = exp(-log_snr / 2).
+    return jnp.clip(jax.nn.sigmoid(-0.5 * _f32(log_snr)), 0.0, self.t_clip)
+
+  def t_from_ratio(self, ratio):
+    ratio = _f32(ratio)
+    return jnp.clip(ratio / (1.0 + ratio), 0.0, self.t_clip)
+
+  def sample_train_t(self, key, batch):
+    """t ~ U[t_min, 1]: [batch] float32."""
+    return jax.random.uniform(key, (batch,), jnp.float32, self.t_min, 1.0)
+
+  def c_noise(self, t):
+    return _VP_TIME_SCALE * _f32(t)
+
+
 def uniform_grid(schedule: Schedule, steps: int) -> jax.Array:
   """Uniform in t from t_max to 0: [steps + 1] float32."""
   steps = _check_steps(steps)
@@ -317,6 +369,7 @@ SCHEDULES: dict[str, type[Schedule]] = {
     "linear": LinearSchedule,
     "cosine": CosineSchedule,
     "edm": EDMSchedule,
+    "flow": FlowSchedule,
 }
 
 # Config keys whose name differs from the dataclass field.

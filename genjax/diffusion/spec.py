@@ -21,7 +21,7 @@ class DiffusionSpec:
 
     Reads the names `schedule`, `objective`, `weighting` and each chosen class's
     parameters with `cfg.get(key, default)`: min_snr_gamma, sigma_data, p_mean,
-    p_std (in the base config) and, when present, sigma_min, sigma_max, rho,
+    p_std, logit_mean, logit_std (in the base config) and, when present, sigma_min, sigma_max, rho,
     beta_start, beta_end, num_diffusion_steps, cosine_s, log_snr_min, t_min, and the
     VP schedules' karras grid range ratio_min, ratio_max (EDM's sigma_min, sigma_max).
     Unknown names raise UnknownNameError listing the valid ones.

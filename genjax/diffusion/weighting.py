@@ -14,6 +14,18 @@ log_snr in log space: no overflow, no 0/0 at either end of the schedule.
   "edm":      w = lambda(sigma) = (s^2 + sd^2) / (s sd)^2 with s = sigma / alpha
               (Karras et al. 2022, eq. 8 / Table 1) = SNR + 1 / sd^2; for the "edm"
               objective exactly 1 in F-space.
+  "logit_normal": w / k = 1, with training times drawn logit-normally instead of from
+              the schedule (Esser et al. 2024, "Scaling Rectified Flow Transformers for
+              High-Resolution Image Synthesis" (SD3), sec. 3.1 and 5.1: their best
+              sampler "lognorm(0.00, 1.00)"): in the rectified-flow time tau =
+              sigma / (alpha + sigma), logit(tau) ~ N(logit_mean, logit_std^2), i.e.
+              log_snr = -2 logit(tau) ~ N(-2 logit_mean, 4 logit_std^2), mapped to the
+              schedule's t. On the "flow" schedule t = tau. SD3 read it as a weighting:
+              relative to uniform t the loss weight is the logit-normal density; drawing
+              the times instead gives the same expected loss with less variance.
+
+Every weighting also draws the training times: `sample_train_t(key, batch, schedule)`,
+the schedule's own distribution except for "logit_normal".
 """
 
 import dataclasses
@@ -42,6 +54,10 @@ class Weighting:
   def log_x0_weight(self, log_snr: jax.Array) -> jax.Array:
     """log w(t), the weight on the x0-space error: [B]."""
     raise NotImplementedError
+
+  def sample_train_t(self, key: jax.Array, batch: int, schedule) -> jax.Array:
+    """Training times [batch] float32 of `schedule`: its own distribution by default."""
+    return schedule.sample_train_t(key, batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,14 +100,37 @@ class EDMWeighting(Weighting):
                          -2.0 * jnp.log(jnp.float32(self.sigma_data)))
 
 
+@dataclasses.dataclass(frozen=True)
+class LogitNormal(Weighting):
+  """SD3's logit-normal time sampling (see the module docstring); loss weight 1."""
+
+  name = "logit_normal"
+  mean: float = 0.0
+  std: float = 1.0
+
+  def __post_init__(self):
+    if not self.std > 0:
+      raise ValueError(f"diffusion.logit_std must be > 0, got {self.std}")
+
+  def __call__(self, log_snr, log_k):
+    return jnp.ones_like(jnp.asarray(log_k, jnp.float32))
+
+  def sample_train_t(self, key, batch, schedule):
+    """t with logit(sigma / (alpha + sigma)) ~ N(mean, std^2): [batch] float32."""
+    logit_tau = self.mean + self.std * jax.random.normal(key, (batch,), jnp.float32)
+    return schedule.t_from_log_snr(-2.0 * logit_tau)
+
+
 WEIGHTINGS: dict[str, type[Weighting]] = {
     "uniform": Uniform,
     "snr": SNRWeighting,
     "min_snr": MinSNR,
     "edm": EDMWeighting,
+    "logit_normal": LogitNormal,
 }
 
-CONFIG_KEYS = {MinSNR: {"gamma": "min_snr_gamma"}}
+CONFIG_KEYS = {MinSNR: {"gamma": "min_snr_gamma"},
+               LogitNormal: {"mean": "logit_mean", "std": "logit_std"}}
 
 
 def get_weighting(name: str, **params) -> Weighting:

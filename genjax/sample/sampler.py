@@ -99,7 +99,8 @@ def make_sampler(model, spec: diffusion.DiffusionSpec, *, image_shape: tuple[int
     model: a Flax module called as model.apply({"params": p}, x, c_noise, y=, cond=, train=False).
     spec: the DiffusionSpec the model was trained with.
     image_shape: (height, width) in pixels.
-    sampler: ddpm, ddim, euler, heun, dpmpp_2m (dpm++2m).
+    sampler: a diffusion.SAMPLERS name (ddpm, ddim, euler, heun, dpmpp_2m (dpm++2m),
+      dpmpp_3m, dpmpp_2m_sde, unipc); sampler_options go to it (e.g. order=3 for unipc).
     guidance: classifier-free guidance scale for class-conditional models (1 = none).
     guidance_interval: (t_lo, t_hi) in schedule time where guidance applies.
     clip_x0: clip the denoised estimate to [-clip_x0, clip_x0] at every step.

@@ -161,8 +161,9 @@ def test_inpaint_errors():
       inpaint(den, jax.random.key(0), known, bad, spec, steps=3)
   with pytest.raises(ValueError, match="resample"):
     inpaint(den, jax.random.key(0), known, MASK, spec, steps=3, resample=0)
-  with pytest.raises(ValueError, match="multistep"):
-    inpaint(den, jax.random.key(0), known, MASK, spec, steps=3, resample=2, sampler="dpmpp_2m")
+  for multistep in ("dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "unipc"):
+    with pytest.raises(ValueError, match="multistep"):
+      inpaint(den, jax.random.key(0), known, MASK, spec, steps=3, resample=2, sampler=multistep)
   with pytest.raises(ValueError, match="steps"):
     inpaint(den, jax.random.key(0), known, MASK, spec, steps=0)
   with pytest.raises(UnknownNameError, match="sampler"):

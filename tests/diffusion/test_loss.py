@@ -9,8 +9,8 @@ from genjax.diffusion import (DiffusionSpec, objectives, per_example_loss, sampl
                               schedules, training_loss)
 
 SHAPE = (8, 4, 6, 3)  # non-square images
-SCHEDULES = ("linear", "cosine", "edm")
-OBJECTIVES = ("eps", "v", "x0", "edm")
+SCHEDULES = ("linear", "cosine", "edm", "flow")
+OBJECTIVES = ("eps", "v", "x0", "edm", "flow")
 
 
 def _x0(seed=0):
@@ -72,7 +72,8 @@ def test_weighting_multiplies_the_plain_objective_mse(obj):
   weighted = per_example_loss(net, x0, t, eps, spec)
   alpha, sigma = (np.asarray(a, np.float64) for a in spec.schedule.alpha_sigma(t))
   snr = alpha**2 / sigma**2
-  k = {"eps": snr, "v": snr + 1, "x0": 1.0 + 0 * snr, "edm": snr + 1 / 0.5**2}[obj]
+  k = {"eps": snr, "v": snr + 1, "x0": 1.0 + 0 * snr, "edm": snr + 1 / 0.5**2,
+       "flow": (1 + np.sqrt(snr))**2}[obj]
   np.testing.assert_allclose(weighted, np.asarray(plain) * np.minimum(snr, 5.0) / k, rtol=1e-4)
 
 
@@ -81,6 +82,14 @@ def test_training_loss_uses_sample_t_and_noise():
   x0, key = _x0(), jax.random.key(5)
   net = lambda x, c: jnp.sin(x) * c[:, None, None, None]
   t, eps = sample_t_and_noise(key, SHAPE, spec.schedule)
+  np.testing.assert_array_equal(training_loss(net, x0, key, spec),
+                                per_example_loss(net, x0, t, eps, spec))
+
+  # A weighting that draws its own times (SD3's logit-normal) is used for them.
+  spec = DiffusionSpec.create("flow", "flow", "logit_normal", logit_mean=0.5)
+  t, eps = sample_t_and_noise(key, SHAPE, spec.schedule, spec.weighting)
+  k_t, _ = jax.random.split(key)
+  np.testing.assert_array_equal(t, spec.weighting.sample_train_t(k_t, SHAPE[0], spec.schedule))
   np.testing.assert_array_equal(training_loss(net, x0, key, spec),
                                 per_example_loss(net, x0, t, eps, spec))
 

@@ -8,8 +8,8 @@ import pytest
 from genjax.diffusion import DiffusionSpec, denoise, make_denoiser, objectives, schedules
 from genjax.diffusion.registry import UnknownNameError
 
-OBJECTIVES = ("eps", "v", "x0", "edm")
-SCHEDULES = ("linear", "cosine", "edm")
+OBJECTIVES = ("eps", "v", "x0", "edm", "flow")
+SCHEDULES = ("linear", "cosine", "edm", "flow")
 RTOL32 = 1e-5
 SHAPE = (6, 3, 5, 2)  # non-square images
 
@@ -182,5 +182,5 @@ def test_finite_at_both_ends(obj):
 
 
 def test_unknown_objective_lists_names():
-  with pytest.raises(UnknownNameError, match="edm, eps, v, x0"):
+  with pytest.raises(UnknownNameError, match="edm, eps, flow, v, x0"):
     objectives.get_objective("score")

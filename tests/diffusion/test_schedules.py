@@ -10,7 +10,7 @@ import pytest
 from genjax.diffusion import schedules
 from genjax.diffusion.registry import UnknownNameError
 
-ALL = ("linear", "cosine", "edm")
+ALL = ("linear", "cosine", "edm", "flow")
 RTOL32 = 2e-5  # float32 results vs float64 references, a few ulps of accumulated error
 
 
@@ -216,5 +216,5 @@ def test_vp_c_noise_is_1000_t():
 
 
 def test_unknown_schedule_lists_names():
-  with pytest.raises(UnknownNameError, match="cosine, edm, linear"):
+  with pytest.raises(UnknownNameError, match="cosine, edm, flow, linear"):
     schedules.get_schedule("sqrt")

@@ -39,9 +39,9 @@ def test_from_config_reads_parameters():
 
 
 @pytest.mark.parametrize("key,value,names", [
-    ("schedule", "sqrt", "cosine, edm, linear"),
-    ("objective", "score", "edm, eps, v, x0"),
-    ("weighting", "p2", "edm, min_snr, snr, uniform"),
+    ("schedule", "sqrt", "cosine, edm, flow, linear"),
+    ("objective", "score", "edm, eps, flow, v, x0"),
+    ("weighting", "p2", "edm, logit_normal, min_snr, snr, uniform"),
 ])
 def test_unknown_names_are_errors_listing_choices(key, value, names):
   with pytest.raises(UnknownNameError, match=f"diffusion.{key} '{value}'.*{names}"):
