@@ -195,9 +195,11 @@ def test_stereo_depth_errors_are_clear(tmp_path, scene_pair):
   assert "no depth map room.npy" in message
 
 
-# The run's chosen fill may be no worse than the stopgap's on the true right eye, by more than
-# this (mean abs error over the hole pixels, [0, 1] units, of the written 8-bit JPEGs: both
-# eyes pass the same encoder, which alone moves the error by < 0.005 on this scene).
+# The run's chosen fill may be worse than the stopgap's on the true right eye by at most this
+# (mean abs error over the hole pixels, [0, 1] units, of the written 8-bit JPEGs; the encoder
+# alone moved it by 0.001 for the stopgap and 0.007 for the model's fill on this scene).
+# Measured with the 200-step test run: stopgap 0.038, model 0.086 (0.037 and 0.093 before
+# encoding): while the model's fill is the default with a run (issue 17), this fails.
 FILL_MARGIN = 0.01
 
 
