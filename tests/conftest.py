@@ -2,10 +2,17 @@
 
 A persistent compilation cache is shared by the tests and the subprocesses they
 start (the CLI runs of the resume tests), so each program compiles once.
+
+In CI (CI=true) a skip for a missing oneDNN, Chromium / chromedriver or scikit-image is a
+failure: CI installs them (.ci/run), so such a skip means a broken install step.
 """
 
 import os
+import re
+import signal
+import subprocess
 import tempfile
+import time
 
 # Must be set before jax initializes its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
@@ -138,3 +145,100 @@ def run_copy(two_checkpoint_run, tmp_path):
   dest = tmp_path / "run"
   shutil.copytree(two_checkpoint_run, dest)
   return dest
+
+
+# ---- in CI, a missing dependency that CI installs is a failure, not a skip ------------------
+
+# The skip reasons of the tests that need what .ci/run installs; keep in step with them.
+CI_INSTALLS = {
+    "oneDNN (libdnnl-dev, g++)": re.compile(
+        r"conv2d impl .* not available here|oneDNN not available|no g\+\+ on this machine"),
+    "Chromium (chromium, chromium-driver)": re.compile(r"/usr/bin/chrom(ium|edriver) not found"),
+    "scikit-image (the test extra)": re.compile(r"could not import 'skimage'"),
+}
+
+
+def in_ci(environ=os.environ) -> bool:
+  return environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+  report = yield
+  if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    for what, pattern in CI_INSTALLS.items():
+      if pattern.search(reason):
+        report.outcome = "failed"
+        report.longrepr = (f"skipped in CI (CI={os.environ['CI']}), which installs {what}: "
+                           f"{reason}")
+        break
+  return report
+
+
+# ---- children that may hang: a generous bound that says where, never a pass criterion -------
+
+HANG_TIMEOUT_S = 1500   # a hang, not slowness: a tiny run takes < 2 min on 2 idle cores
+
+
+def child_env(**extra) -> dict:
+  """os.environ plus PYTHONFAULTHANDLER=1 and `extra`: a child that can show where it hung
+  (SIGABRT makes faulthandler print every thread's Python stack to its stderr)."""
+  return dict(os.environ, PYTHONFAULTHANDLER="1", **extra)
+
+
+def hung(procs, what: str, output=lambda: ""):
+  """Fails the test: the children `procs` (one or a list, started with child_env) are taken
+  to have hung; those still running dump their stacks (SIGABRT) and end; `output()` is the
+  text they wrote (read after the dump)."""
+  procs = procs if isinstance(procs, (list, tuple)) else [procs]
+  running = [p for p in procs if p.poll() is None]
+  for p in running:
+    p.send_signal(signal.SIGABRT)
+  for p in running:
+    try:
+      p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+      p.kill()
+      p.wait()
+  pytest.fail(f"{what}: no result after {HANG_TIMEOUT_S} s, taken as a hang; the child's "
+              f"stacks (faulthandler) and last output:\n{output()[-6000:]}", pytrace=False)
+
+
+def finish(proc: subprocess.Popen, what: str, output=None) -> tuple[int, str, str]:
+  """(returncode, stdout, stderr) of a child started with child_env, waited for at most
+  HANG_TIMEOUT_S; past that, `hung`. Its stdout / stderr are read here when they are pipes;
+  `output()` gives the text of a child that writes to a file."""
+  try:
+    out, err = proc.communicate(timeout=HANG_TIMEOUT_S)
+  except subprocess.TimeoutExpired:
+    def dumped():
+      out, err = proc.communicate()
+      return (output() if output else "") + (out or b"").decode(errors="replace") + \
+          (err or b"").decode(errors="replace")
+    hung(proc, what, dumped)
+  decode = lambda b: b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+  return proc.returncode, decode(out), decode(err)
+
+
+def wait_until(done, procs, what: str, output=lambda: ""):
+  """Polls done() while every child in procs runs: a child that exits first fails the test
+  (with output()); after HANG_TIMEOUT_S, `hung`."""
+  start = time.monotonic()
+  while not done():
+    for p in procs:
+      if p.poll() is not None:
+        pytest.fail(f"{what}: a child exited (code {p.returncode}) first:\n{output()[-3000:]}",
+                    pytrace=False)
+    if time.monotonic() - start > HANG_TIMEOUT_S:
+      hung(procs, what, output)
+    time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def children():
+  """The helpers above for tests that start processes (tests cannot import conftest)."""
+  import types
+  return types.SimpleNamespace(env=child_env, finish=finish, hung=hung, wait_until=wait_until,
+                               timeout_s=HANG_TIMEOUT_S)

@@ -40,10 +40,13 @@ def test_cpu_flags_are_part_of_the_autotune_key(monkeypatch):
   assert xla_flags.cpu_flags_in_effect() == FLAG  # the device count is not a CPU flag
 
 
-def test_importing_genjax_starts_no_jax_backend():
+def test_importing_genjax_starts_no_jax_backend(children):
   # apply() works only before the CPU backend starts: the CLI calls it after its imports.
-  code = ("import genjax, genjax.cli, genjax.demo, genjax.train.loop, genjax.apps.vr.run, "
-          "genjax.apps.comic.run, benchmarks.common\n"
-          "from jax._src import xla_bridge\n"
-          "assert not xla_bridge.backends_are_initialized()")
-  subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+  source = ("import genjax, genjax.cli, genjax.demo, genjax.train.loop, genjax.apps.vr.run, "
+            "genjax.apps.comic.run, benchmarks.common\n"
+            "from jax._src import xla_bridge\n"
+            "assert not xla_bridge.backends_are_initialized()")
+  code, _, err = children.finish(subprocess.Popen(
+      [sys.executable, "-c", source], env=children.env(), stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE), "importing genjax in a child")
+  assert code == 0, err[-3000:]

@@ -1,7 +1,9 @@
 """Two processes with two CPU devices each (gloo collectives) train like one process with
-four devices; a dead peer stops the other process in bounded time; both resume."""
+four devices; a dead peer stops the other process (it exits, non-zero); both resume.
 
-import os
+No wall-clock pass criteria: a child that hangs is caught by the generous bound of
+tests/conftest.py (`children`), which dumps its stacks and fails saying where it hung."""
+
 import pathlib
 import signal
 import socket
@@ -42,9 +44,9 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir, port, overrides, *, heartbeat=10, late_process=None):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-             GENJAX_CPU_COLLECTIVES="gloo", PYTHONUNBUFFERED="1")
+def _launch(children, workdir, port, overrides, *, heartbeat=10, late_process=None):
+  env = children.env(XLA_FLAGS="--xla_force_host_platform_device_count=2",
+                     GENJAX_CPU_COLLECTIVES="gloo", PYTHONUNBUFFERED="1")
   procs = []
   for pid in range(2):
     start = ["-c", LATE_FIRST_STEP] if pid == late_process else ["-m", "genjax.cli"]
@@ -56,8 +58,14 @@ def _launch(workdir, port, overrides, *, heartbeat=10, late_process=None):
   return procs
 
 
-def _wait(procs, timeout):
-  return [p.wait(timeout=timeout) for p in procs]
+def _logs(workdir):
+  return lambda: "\n".join(f"---- process {pid} ----\n" + pathlib.Path(workdir).with_suffix(
+      f".{pid}.log").read_text(errors="replace")[-3000:] for pid in range(2))
+
+
+def _wait(children, procs, workdir, what):
+  return [children.finish(p, f"{what}, process {i}", _logs(workdir))[0]
+          for i, p in enumerate(procs)]
 
 
 def _params(workdir, step):
@@ -65,7 +73,7 @@ def _params(workdir, step):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides):
+def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides, children):
   # Some biases sit in the null space of the GroupNorm after them: their gradient is
   # float noise of the reduction order, which Adam with eps=1e-8 turns into +-lr steps.
   # A larger eps keeps that noise at noise level; every other update is unchanged.
@@ -74,9 +82,9 @@ def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides):
   two = tmp_path / "two"
   two.mkdir()
   # Process 1 starts its first step 35 s late: the run must not fail on that.
-  codes = _wait(_launch(two, _free_port(), overrides, late_process=1), timeout=400)
-  assert codes == [0, 0], (two.with_suffix(".0.log").read_text()[-3000:],
-                           two.with_suffix(".1.log").read_text()[-3000:])
+  codes = _wait(children, _launch(children, two, _free_port(), overrides, late_process=1), two,
+                "the 2-process run")
+  assert codes == [0, 0], _logs(two)()
   one = tmp_path / "one"
   loop.train(configs.load("tiny", overrides), one, progress=False)  # 1 process, 4 devices
 
@@ -94,7 +102,7 @@ def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides):
 
 
 @pytest.mark.slow
-def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides):
+def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides, children):
   workdir = tmp_path / "run"
   workdir.mkdir()
   # The restart trains to the same num_steps, so it runs the program the first launch
@@ -103,16 +111,18 @@ def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides):
   total = 20
   overrides = tiny_overrides + [f"train.num_steps={total}", "train.checkpoint_every=2",
                                 "train.keep_checkpoints=20"]
-  procs = _launch(workdir, _free_port(), overrides, heartbeat=5)
-  deadline = time.monotonic() + 300
-  while not (workdir / "checkpoints" / "2" / "_CHECKPOINT_METADATA").exists():
-    assert all(p.poll() is None for p in procs), workdir.with_suffix(".0.log").read_text()[-3000:]
-    assert time.monotonic() < deadline
-    time.sleep(0.1)
+  # A heartbeat timeout long enough that a loaded machine (threads starved for seconds while
+  # compiling) does not abort the healthy run: measured at load 23 on 2 cores, 5 s did.
+  procs = _launch(children, workdir, _free_port(), overrides, heartbeat=30)
+  children.wait_until(lambda: (workdir / "checkpoints" / "2" / "_CHECKPOINT_METADATA").exists(),
+                      procs, "the 2-process run, before checkpoint 2", _logs(workdir))
   procs[1].send_signal(signal.SIGKILL)
   t = time.monotonic()
-  code = procs[0].wait(timeout=120)  # bounded: no hang
+  # The property: the survivor exits with an error instead of waiting for its peer forever
+  # (a hang is caught by the bound in `children.finish`, with the survivor's stacks).
+  code, _, _ = children.finish(procs[0], "the survivor of a killed peer", _logs(workdir))
   waited = time.monotonic() - t
+  children.finish(procs[1], "the killed process")
   assert code != 0
   log0 = workdir.with_suffix(".0.log").read_text()
   assert any(word in log0.lower() for word in ("heartbeat", "unavailable", "connection",
@@ -122,8 +132,9 @@ def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides):
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   last = steps[-1]
   assert last < total
-  codes = _wait(_launch(workdir, _free_port(), overrides), timeout=400)
-  assert codes == [0, 0], workdir.with_suffix(".0.log").read_text()[-3000:]
+  codes = _wait(children, _launch(children, workdir, _free_port(), overrides), workdir,
+                "the resumed 2-process run")
+  assert codes == [0, 0], _logs(workdir)()
   log0 = workdir.with_suffix(".0.log").read_text()
   assert f"at step {last}" in log0
   leftovers = [p.name for p in (workdir / "checkpoints").iterdir() if "tmp" in p.name]

@@ -258,6 +258,13 @@ def test_model_translator(inputs, tmp_path):
   assert result.ok and len(result.written) == 8
   with Image.open(out / "rotated.png") as im:
     assert im.size == (W, H)
+  # The written picture is the translator's drawing of the photo (8-bit rounding aside).
+  from genjax.apps.comic.translator_tiles import translate_photo
+  drawn = translate_photo(tr.load_translator(tmp_path / "model"), rgb(), tile=16).image
+  expected = np.rint(np.clip(drawn, 0, 1) * 255)
+  written = np.asarray(Image.open(out / "colour.png"), np.float32)
+  assert np.abs(written - expected).max() <= 1, np.abs(written - expected).max()
+  assert written.std() > 1, "a blank drawing would not tell translators apart"
   with pytest.raises(ValueError, match="draws style 'manga', not --style 'comic'"):
     run.comic_files([inputs], tmp_path / "x", style="comic", model=tmp_path / "model",
                     progress=False)

@@ -10,8 +10,10 @@ import pytest
 from genjax.apps.vr import scene, stereo
 
 H, W, FOCAL, BASELINE = 96, 128, 110.0, 0.25
-MIN_PSNR_DB = 25.0     # warped left vs rendered right, outside the holes (measured: ~42 dB)
-MIN_HOLE_IOU = 0.8     # holes vs the exact disocclusions of the scene (measured: ~0.93)
+# Measured: PSNR 42.9 dB, hole IoU 0.936. A disparity 10 % too large gives 37.0 dB and IoU
+# 0.82, one 3 % too large 41.0 dB and 0.92, one rounded to whole pixels 41.1 dB and 0.87.
+MIN_PSNR_DB = 40.0     # warped left vs rendered right, outside the holes
+MIN_HOLE_IOU = 0.9     # holes vs the exact disocclusions of the scene
 
 
 @functools.cache
