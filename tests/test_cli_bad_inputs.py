@@ -21,10 +21,12 @@ CASES = [
     ("train", ["--workdir", "{out}", "--config.train.num_steps=many"], "train.num_steps"),
     ("train", ["--workdir", "{out}", "--config=nosuch"], "nosuch"),
     ("train", ["--workdir", "{out}", "--config=comic_tiny"], "'comic_tiny' is not a diffusion"),
-    pytest.param("train", ["--workdir", "{out}", "--config.data.source=folder",
-                           "--config.data.path={in}/empty"], "empty",
-                 marks=pytest.mark.xfail(strict=True, reason="genjax.train.loop creates --workdir "
-                                         "before it reads the data (the train side of issue 15)")),
+    ("train", ["--workdir", "{out}", "--config.data.source=folder",
+               "--config.data.path={in}/empty"], "empty"),
+    ("train", ["--workdir", "{out}", "--config.train.checkpoint_every=0"],
+     "train.checkpoint_every"),
+    ("train", ["--workdir", "{out}", "--config.train.num_steps=-5"], "train.num_steps"),
+    ("train", ["--workdir", "{out}", "--config.train.batch_size=0"], "train.batch_size"),
     ("train", ["--workdir", "{out}", "--nope"], "unrecognized arguments: --nope"),
     # train-comic
     ("train-comic", ["--workdir", "{out}", "--config=tiny"], "'tiny' is not a translator"),
