@@ -6,13 +6,20 @@
 Modes:
   panorama  out/<stem>.jpg, a 360 x 180 photo sphere grown around the photo by the
             panorama run in `workdir` (genjax.apps.vr.outpainting), with out/<stem>.html
-            (a standalone viewer) when html; the seam scores are in result.seams.
+            (a standalone viewer) when html; the seam scores are in result.seams. With
+            cube, the six cube faces out/<stem>_cube_<face>.jpg and the one-image layouts
+            out/<stem>_cube_strip.jpg (6:1) and _cube_cross.jpg (4:3); with ods, the
+            omnidirectional stereo panorama out/<stem>_ods_tb.jpg (top-bottom, left eye
+            on top) and out/<stem>_ods.vr.jpg (VR photo: GPano + GImage right eye), its
+            distances from a flat-ground prior (genjax.apps.vr.ods.ground_plane_distance).
   stereo    out/<stem>_sbs.jpg, _ou.jpg, _anaglyph.jpg, .vr.jpg and _holes.png: the right
             eye rendered from the photo and its depth (genjax.apps.vr.stereo), its
-            disocclusions filled by the run's inpainting sampler (holes="model", the
-            default when a run is given) or by extending the background along each row
-            (holes="stopgap"; measured on the ray-cast test scene with the 200-step test
-            model, mean error 0.037 against the true right eye, the model 0.093).
+            disocclusions filled by extending the background along each row
+            (holes="stopgap", the default) or by the run's inpainting sampler
+            (holes="model"). The stopgap is the default because it is the better fill:
+            on the ray-cast test scene with the 200-step test model, mean error 0.037
+            against the true right eye, the model 0.093 (a disocclusion is background
+            that the near object hid, which is what extending the background guesses).
   both      all of the above.
 
 Depth for stereo (no depth model ships yet): `depth` is a .npy file of z-depths in
@@ -31,11 +38,12 @@ import pathlib
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from genjax.apps.vr import hole_filling, outpainting, outputs, photo_placement, stereo
+from genjax.apps.vr import hole_filling, ods, outpainting, outputs, photo_placement, stereo
 from genjax.data import procedural
 from genjax.data.decode import ImageDecodeError
 from genjax.image import io as image_io
@@ -46,6 +54,7 @@ MODES = ("panorama", "stereo", "both")
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
 DEFAULT_BASELINE = 0.064        # metres: a typical interpupillary distance
 _warp = jax.jit(stereo.warp_to_right_eye)
+_ods_pair = jax.jit(ods.ods_pair)
 
 
 @dataclasses.dataclass
@@ -163,9 +172,17 @@ def stereo_pair(photo: np.ndarray, depth_m: np.ndarray, hfov_deg: float, *,
   return left, right, holes
 
 
+def _write_ods(pano: np.ndarray, stem, baseline: float) -> dict:
+  """ODS eyes of a uint8 panorama [H, 2H, 3] with the flat-ground distance prior."""
+  distance = ods.ground_plane_distance(pano.shape[0])
+  eyes, holes = _ods_pair(jnp.asarray(pano, jnp.float32) / 255.0, distance, ipd=baseline)
+  return outputs.write_ods(np.asarray(eyes[0]), np.asarray(eyes[1]), stem,
+                           holes=np.asarray(holes))
+
+
 def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sampler, rotate,
              out_height, depth, holes, baseline, convergence, near, far, max_image_pixels,
-             result, bar):
+             result, bar, cube=False, ods_out=False):
   if path.resolve() in {stem.with_name(stem.name + s).resolve() for s in (".jpg", ".html")}:
     raise ValueError(f"{path}: the output would overwrite this input; choose another -o")
   bar.set_postfix_str(f"{path.name}: reading")
@@ -181,8 +198,12 @@ def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sample
                                      out_height=out_height, steps=steps, sampler=sampler,
                                      rotate=rotate)
     bar.set_postfix_str(f"{path.name}: writing")
-    written = outputs.write_panorama(res.panorama, stem, html=html)
+    written = outputs.write_panorama(res.panorama, stem, html=html,
+                                     cube_face_size=res.panorama.shape[0] // 2 if cube else 0)
     result.written.extend(written.values())
+    if ods_out:
+      bar.set_postfix_str(f"{path.name}: omnidirectional stereo")
+      result.written.extend(_write_ods(res.panorama, stem, baseline).values())
     s = seam_scores(res.panorama.astype(np.float32))
     result.seams[str(written["panorama"])] = (float(s.column_ratio[0]),
                                               float(s.gradient_ratio[0]))
@@ -206,7 +227,7 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
              baseline: float = DEFAULT_BASELINE, convergence: float | None = None,
              near: float = 1.0, far: float = 100.0,
              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-             progress: bool = True) -> VrResult:
+             progress: bool = True, cube: bool = False, ods_out: bool = False) -> VrResult:
   """Converts photos to VR files (see the module docstring).
 
   Args:
@@ -226,8 +247,10 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     depth, near, far, baseline, convergence: stereo (see the module docstring and
       genjax.apps.vr.stereo); baseline and distances in metres.
     holes: how stereo disocclusions are filled: "model" (the run's sampler; needs
-      workdir), "stopgap" (background extension), "auto" (model when workdir is given).
+      workdir), "stopgap" (background extension), "auto" (the stopgap: see above).
     max_image_pixels: larger inputs are refused (decompression bombs).
+    cube, ods_out: also write the cube faces and layouts, and the omnidirectional stereo
+      panorama (eye distance `baseline`), of each panorama (panorama and both modes).
   Returns:
     VrResult. Raises ValueError (photo_placement.PanoramaError) or FileNotFoundError before
     writing anything for a bad argument or run folder.
@@ -238,11 +261,14 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
                      pitch_deg=float(pitch), roll_deg=float(roll))   # validates the angles
   if not isinstance(steps, int) or steps < 1:
     raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+  if (cube or ods_out) and mode == "stereo":
+    raise ValueError("cube faces and ODS are made from the panorama: use mode 'panorama' or "
+                     "'both'")
   if holes not in ("auto", "model", "stopgap"):
     raise ValueError(f"unknown hole filling {holes!r}; valid: auto, model, stopgap")
   if holes == "model" and workdir is None:
     raise ValueError("holes='model' needs a run (workdir=) whose sampler fills them")
-  holes = holes if holes != "auto" else ("model" if workdir is not None else "stopgap")
+  holes = holes if holes != "auto" else "stopgap"
   if mode in ("stereo", "both"):
     if depth is None:
       raise ValueError(f"mode {mode!r} needs a depth map (depth=: a .npy of z-depths in metres, "
@@ -274,7 +300,8 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
                  key=jax.random.fold_in(root, i), steps=steps, sampler=sampler, rotate=rotate,
                  out_height=out_height, depth=depth, holes=holes, baseline=baseline,
                  convergence=convergence, near=near, far=far,
-                 max_image_pixels=max_image_pixels, result=result, bar=bar)
+                 max_image_pixels=max_image_pixels, result=result, bar=bar, cube=cube,
+                 ods_out=ods_out)
       except (ImageDecodeError, ValueError) as e:
         result.failures.append((str(path), str(e)))
         bar.update(2 - (bar.n - 2 * i))
