@@ -105,7 +105,8 @@ def _cmd_vr(args, overrides) -> int:
       html=args.html, workdir=args.workdir,
       steps=args.steps, seed=args.seed, sampler=args.sampler, out_height=args.height,
       depth=args.depth, holes=args.holes, baseline=args.baseline,
-      convergence=args.convergence, cube=args.cube, ods_out=args.ods)
+      convergence=args.convergence, cube=args.cube, ods_out=args.ods,
+      depth_weights=args.depth_weights)
   print(f"wrote {len(result.written)} files to {args.out}")
   for path, (column, gradient) in result.seams.items():
     print(f"  {path}: seam column ratio {column:.3f}, gradient ratio {gradient:.3f}")
@@ -272,9 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--height", type=int, default=None,
                  help="panorama height in pixels, width 2x (default: the photo's resolution, "
                       "at most 8192 wide)")
-  p.add_argument("--depth", default=None,
-                 help="stereo: depth map (.npy z-depth in metres, or an image with white = "
-                      "near), or a folder of <stem>.npy / <stem>.png")
+  p.add_argument("--depth", default="auto",
+                 help="stereo depth: auto (default: genjax's depth UNet, or Depth Anything V2 "
+                      "with --depth-weights), unet, depth_anything, a depth map (.npy z-depth "
+                      "in metres, or an image with white = near), or a folder of <stem>.npy / "
+                      "<stem>.png")
+  p.add_argument("--depth-weights", default=None, metavar="FILE",
+                 help="weights of the depth method (depth_anything: required; unet: a "
+                      "depth_tiny run folder or exported file, default the shipped one)")
   p.add_argument("--holes", choices=("auto", "model", "stopgap"), default="auto",
                  help="stereo disocclusions: the run's sampler (model, needs --workdir) or "
                       "background extension (stopgap; auto = stopgap, the more accurate)")

@@ -22,7 +22,9 @@ Modes:
             that the near object hid, which is what extending the background guesses).
   both      all of the above.
 
-Depth for stereo (no depth model ships yet): `depth` is a .npy file of z-depths in
+Depth for stereo: `depth` is a method of genjax.apps.vr.depth_estimation ("auto", the
+default: genjax's own depth UNet, shipped with the package, or Depth Anything V2 when
+`depth_weights` is given; "unet"; "depth_anything"), a .npy file of z-depths in
 metres [H, W], an image whose brightness is inverse depth (white = `near` metres, black =
 `far` metres, as relative-depth estimators write them), a folder holding <stem>.npy or
 <stem>.png per input, or a callable photo -> metres.
@@ -43,7 +45,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from genjax.apps.vr import hole_filling, ods, outpainting, outputs, photo_placement, stereo
+from genjax.apps.vr import (depth_estimation, hole_filling, ods, outpainting, outputs,
+                            photo_placement, stereo)
 from genjax.data import procedural
 from genjax.data.decode import ImageDecodeError
 from genjax.image import io as image_io
@@ -130,12 +133,19 @@ def _resize_float(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
                                                                 Image.Resampling.BILINEAR))
 
 
+def _is_method(depth) -> bool:
+  return isinstance(depth, str) and (depth == "auto" or depth in depth_estimation.METHODS)
+
+
 def depth_for(path: pathlib.Path, photo: np.ndarray, depth, *, near: float = 1.0,
-              far: float = 100.0) -> np.ndarray:
+              far: float = 100.0, depth_weights=None) -> np.ndarray:
   """z-depth in metres [H, W] of a photo (see the module docstring for `depth`), resized to
   the photo when its size differs."""
   hw = photo.shape[:2]
-  if callable(depth):
+  if _is_method(depth):
+    d = depth_estimation.estimate_depth(photo, method=depth, weights=depth_weights, near=near,
+                                        far=far)
+  elif callable(depth):
     d = np.asarray(depth(photo), np.float32)
   else:
     src = pathlib.Path(depth)
@@ -182,7 +192,7 @@ def _write_ods(pano: np.ndarray, stem, baseline: float) -> dict:
 
 def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sampler, rotate,
              out_height, depth, holes, baseline, convergence, near, far, max_image_pixels,
-             result, bar, cube=False, ods_out=False):
+             result, bar, cube=False, ods_out=False, depth_weights=None):
   if path.resolve() in {stem.with_name(stem.name + s).resolve() for s in (".jpg", ".html")}:
     raise ValueError(f"{path}: the output would overwrite this input; choose another -o")
   bar.set_postfix_str(f"{path.name}: reading")
@@ -190,7 +200,8 @@ def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sample
   hfov, _ = photo_placement.photo_hfov(path, photo.shape[:2], fov)
   depth_m = None
   if mode in ("stereo", "both"):   # read the depth first: a bad one fails before any output
-    depth_m = depth_for(path, photo, depth, near=near, far=far)
+    bar.set_postfix_str(f"{path.name}: depth")
+    depth_m = depth_for(path, photo, depth, near=near, far=far, depth_weights=depth_weights)
   if mode in ("panorama", "both"):
     bar.set_postfix_str(f"{path.name}: outpainting")
     placement = photo_placement.Placement(hfov, pitch_deg=pitch, roll_deg=roll)
@@ -227,7 +238,8 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
              baseline: float = DEFAULT_BASELINE, convergence: float | None = None,
              near: float = 1.0, far: float = 100.0,
              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-             progress: bool = True, cube: bool = False, ods_out: bool = False) -> VrResult:
+             progress: bool = True, cube: bool = False, ods_out: bool = False,
+             depth_weights=None) -> VrResult:
   """Converts photos to VR files (see the module docstring).
 
   Args:
@@ -245,7 +257,8 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
       uses fold_in(key(seed), i).
     out_height: panorama height (None: the photo's resolution, at most 8192 wide).
     depth, near, far, baseline, convergence: stereo (see the module docstring and
-      genjax.apps.vr.stereo); baseline and distances in metres.
+      genjax.apps.vr.stereo); baseline and distances in metres. depth None: "auto".
+    depth_weights: the depth method's weights file (genjax.apps.vr.depth_estimation).
     holes: how stereo disocclusions are filled: "model" (the run's sampler; needs
       workdir), "stopgap" (background extension), "auto" (the stopgap: see above).
     max_image_pixels: larger inputs are refused (decompression bombs).
@@ -270,10 +283,13 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     raise ValueError("holes='model' needs a run (workdir=) whose sampler fills them")
   holes = holes if holes != "auto" else "stopgap"
   if mode in ("stereo", "both"):
-    if depth is None:
-      raise ValueError(f"mode {mode!r} needs a depth map (depth=: a .npy of z-depths in metres, "
-                       "an image with white = near, or a folder of <stem>.npy/.png); no depth "
-                       "model ships yet")
+    depth = "auto" if depth is None else depth
+    if _is_method(depth):   # a bad method or weights file fails before any work
+      if depth_estimation.resolve(depth, depth_weights) == "depth_anything" and not (
+          depth_weights is not None and pathlib.Path(depth_weights).is_file()):
+        raise depth_estimation.DepthModelError(
+            f"depth method 'depth_anything' needs its weights file (--depth-weights), got "
+            f"{depth_weights!r}")
     if not (0 < near < far) or baseline <= 0:
       raise ValueError(f"need 0 < near < far and baseline > 0, got near={near}, far={far}, "
                        f"baseline={baseline}")
@@ -301,7 +317,7 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
                  out_height=out_height, depth=depth, holes=holes, baseline=baseline,
                  convergence=convergence, near=near, far=far,
                  max_image_pixels=max_image_pixels, result=result, bar=bar, cube=cube,
-                 ods_out=ods_out)
+                 ods_out=ods_out, depth_weights=depth_weights)
       except (ImageDecodeError, ValueError) as e:
         result.failures.append((str(path), str(e)))
         bar.update(2 - (bar.n - 2 * i))
