@@ -36,6 +36,7 @@ def _hit_box_inside(o, d, lo, hi):
   """Exit distance and normal index (0..5: -x +x -y +y -z +z walls) of rays from inside."""
   inv = 1.0 / np.where(np.abs(d) < _EPS, _EPS, d)
   t_axes = np.where(d > 0, (hi - o) * inv, (lo - o) * inv)            # [N, 3]
+  t_axes = np.where(np.abs(d) < _EPS, np.inf, t_axes)                  # parallel to a wall pair
   axis = np.argmin(t_axes, axis=1)
   t = np.take_along_axis(t_axes, axis[:, None], 1)[:, 0]
   side = np.take_along_axis(d, axis[:, None], 1)[:, 0] > 0
@@ -130,8 +131,9 @@ def room(index: int, *, height: int, width: int, seed: int = 0):
       tk, nk = _hit_box(o, d, centre - half, centre + half)
     closer = tk < t
     t = np.where(closer, tk, t)
-    p_k = o + d * t[:, None]
-    nk = (p_k - centre) / r if nk is None else nk
+    if nk is None:                      # sphere normals at the hit (misses: unused)
+      p_k = o + d * np.where(np.isfinite(tk), tk, 0.0)[:, None]
+      nk = (p_k - centre) / r
     normal = np.where(closer[:, None], nk, normal)
     surface_id = np.where(closer, 6 + k, surface_id)
 
