@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "XMP); distances from a flat-ground prior, eye distance --baseline")
   p.add_argument("--workdir", default=None,
                  help="panorama run folder (genjax train --config=panorama_tiny or panorama); "
-                      "needed for --mode panorama/both, fills stereo holes when given")
+                      "needed for --mode panorama/both; fills stereo holes with --holes model")
   p.add_argument("--steps", type=int, default=50, help="sampler steps (default: %(default)s)")
   p.add_argument("--sampler", default="ddpm", help="ddpm, ddim, euler, heun, dpm++2m")
   p.add_argument("--seed", type=int, default=0)
