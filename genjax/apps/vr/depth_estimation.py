@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from genjax import configs, models
+from genjax import models
+from genjax.configs import base as base_config
 
 PACKAGED_UNET = pathlib.Path(__file__).with_name("depth_tiny.msgpack")
 UNET_MIN_SIDE = 64          # the rooms it trained on are 64 x 64: photos are shrunk to this
@@ -82,7 +83,7 @@ def _load_unet(weights: str):
                           f"train --config=depth_tiny --workdir RUN` and pass RUN)")
   try:
     blob = serialization.msgpack_restore(path.read_bytes())
-    model_cfg = configs.base.get_config().model
+    model_cfg = base_config.get_config().model
     model_cfg.update(json.loads(blob["config"]))
   except Exception as e:  # noqa: BLE001 - msgpack and json raise many types
     raise DepthModelError(f"depth UNet weights {path}: not a genjax depth weights file "
