@@ -6,7 +6,7 @@ The engine's UNet with one output channel and the "depth" objective (genjax.trai
 the same loop, state and checkpoints as the diffusion runs. 64x64 rooms with exact depth,
 a fresh room per example (5 M indices: nothing repeats in a run). 0.29 M parameters; about
 3 s a step on a shared 2-core CPU. genjax/apps/vr/depth_tiny.msgpack holds the EMA weights of
-this run at step 500 (depth_estimation.export_weights), which `genjax vr --mode stereo` uses
+this run at step 750 (depth_estimation.export_weights), which `genjax vr --mode stereo` uses
 when no --depth is given.
 """
 
