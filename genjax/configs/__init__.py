@@ -13,7 +13,8 @@ import pathlib
 
 import ml_collections
 
-NAMES = ("tiny", "cifar", "large", "base", "panorama_tiny", "panorama", "comic", "comic_tiny")
+NAMES = ("tiny", "cifar", "large", "base", "panorama_tiny", "panorama", "comic", "comic_tiny",
+         "depth_tiny")
 
 
 class ConfigError(ValueError):

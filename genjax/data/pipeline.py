@@ -14,7 +14,7 @@ import grain
 import jax
 import numpy as np
 
-from genjax.data import folder, procedural, transforms
+from genjax.data import folder, procedural, rooms, transforms
 from genjax.data.decode import ImageDecodeError, load_rgb
 
 log = logging.getLogger("genjax.data")
@@ -42,7 +42,8 @@ def _folder_info(cfg) -> DatasetInfo:
                      index.labels)
 
 
-SOURCES = {"procedural": _procedural_info, "folder": _folder_info}
+# "rooms": ray-cast rooms with exact depth (genjax.data.rooms); batches also carry "depth".
+SOURCES = {"procedural": _procedural_info, "folder": _folder_info, "rooms": _procedural_info}
 
 
 def dataset_info(cfg) -> DatasetInfo:
@@ -90,6 +91,12 @@ class _Examples:
   def __getitem__(self, j: int) -> dict:
     b, p = self.local_batch, self.shard_index
     position = (j // b) * self.global_batch + p * b + j % b
+    if self.cfg.source == "rooms":
+      # Rendered at the training size: no crop or flip (a flip would need the depth too).
+      h, w = self.cfg.image_size
+      img, depth, _ = rooms.room(self._record(position), height=h, width=w, seed=self.seed)
+      return {"image": img.astype(np.float32) / 127.5 - 1.0, "label": np.int32(0),
+              "depth": depth}
     img, label = self._load(self._record(position))
     rng = np.random.default_rng([self.seed, 1, position])
     image = transforms.prepare(img, size=tuple(self.cfg.image_size),
@@ -103,7 +110,8 @@ def make_loader(cfg, *, global_batch_size: int, seed: int, shard_index: int | No
                 start_batch: int = 0):
   """A Grain dataset of this process's batches: iter() gives a checkpointable iterator.
 
-  Batches are {"image": float32 [b, H, W, 3] in [-1, 1], "label": int32 [b]} with
+  Batches are {"image": float32 [b, H, W, 3] in [-1, 1], "label": int32 [b]} (and for
+  data.source "rooms", "depth": float32 [b, H, W] z-depth in metres) with
   b = global_batch_size / shard_count. start_batch skips whole global batches
   (resuming at another process count, where the saved iterator states do not apply).
   """

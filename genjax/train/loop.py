@@ -20,8 +20,8 @@ import tqdm
 
 from genjax import data, diffusion, files, models
 from genjax.image import io as image_io
-from genjax.train import (checkpoint, distributed, evaluation, logbook, optimizer, plots, preview,
-                          run_config, sharding)
+from genjax.train import (checkpoint, depth, distributed, evaluation, logbook, optimizer, plots,
+                          preview, run_config, sharding)
 from genjax.train.state import create_train_state
 from genjax.train.step import StepConfig, train_step
 
@@ -181,11 +181,15 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   log.info("model: %.2fM parameters; mesh %s; global batch %d", n_params / 1e6,
            dict(mesh.shape), config.train.batch_size)
 
-  sample_fn = distributed.CompiledTogether(preview.make_preview_fn(
-      model, spec, mesh, num_images=config.train.num_sample_images,
-      steps=config.train.sample_steps, image_shape=tuple(config.data.image_size),
-      num_classes=config.model.num_classes, cond_channels=config.model.cond_channels),
-      "preview")
+  if step_cfg.objective == "depth":      # held-out rooms beside their predicted depth
+    preview_fn = depth.make_preview_fn(model, mesh, num_images=config.train.num_sample_images,
+                                       image_shape=tuple(config.data.image_size))
+  else:
+    preview_fn = preview.make_preview_fn(
+        model, spec, mesh, num_images=config.train.num_sample_images,
+        steps=config.train.sample_steps, image_shape=tuple(config.data.image_size),
+        num_classes=config.model.num_classes, cond_channels=config.model.cond_channels)
+  sample_fn = distributed.CompiledTogether(preview_fn, "preview")
 
   def write_samples(state):
     images = sample_fn(state.ema_params, jax.random.fold_in(sample_key, state.step))

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from genjax import diffusion
-from genjax.train import conditioning
+from genjax.train import conditioning, depth
 from genjax.train.state import TrainState
 
 
@@ -25,13 +25,15 @@ class StepConfig:
   ema_decay: float = 0.9999
   grad_accum_steps: int = 1
   latitude_weighting: bool = False
+  objective: str = "diffusion"       # a key of LOSSES
 
   @classmethod
   def from_config(cls, config) -> "StepConfig":
     return cls(num_classes=config.model.num_classes, cond_channels=config.model.cond_channels,
                label_dropout=config.train.label_dropout, ema_decay=config.train.ema_decay,
                grad_accum_steps=config.train.grad_accum_steps,
-               latitude_weighting=config.train.latitude_weighting)
+               latitude_weighting=config.train.latitude_weighting,
+               objective=config.train.get("objective", "diffusion"))
 
 
 def latitude_weights(height: int) -> jax.Array:
@@ -67,9 +69,20 @@ def _loss(params, batch, key, *, model, spec: diffusion.DiffusionSpec, cfg: Step
   return jnp.mean(diffusion.training_loss(net, x0, k_diff, spec, pixel_weight=pixel_weight))
 
 
+# Objectives by name: loss(params, batch, key, *, model, spec, cfg) -> scalar. A new kind of
+# model brings its loss here and reuses train_step and the loop.
+LOSSES = {"diffusion": _loss, "depth": depth.loss}
+
+
+def get_loss(name: str):
+  if name not in LOSSES:
+    raise ValueError(f"unknown train.objective {name!r}; valid: {', '.join(LOSSES)}")
+  return LOSSES[name]
+
+
 def _grads(params, batch, key, *, model, spec, cfg: StepConfig):
   """Loss and gradient, accumulated over `grad_accum_steps` micro-batches with lax.scan."""
-  loss_and_grad = jax.value_and_grad(_loss)
+  loss_and_grad = jax.value_and_grad(get_loss(cfg.objective))
   n = cfg.grad_accum_steps
   if n == 1:
     return loss_and_grad(params, batch, key, model=model, spec=spec, cfg=cfg)

@@ -149,3 +149,20 @@ def ods_over_under_from_mono(pano: jax.Array, distance: jax.Array, *, ipd=DEFAUL
   """The 1:1 top-bottom ODS frame [2H, 2H, C] (left eye on top) and its holes [2H, 2H]."""
   eyes, holes = ods_pair(pano, distance, ipd=ipd)
   return stereo.ods_over_under(eyes[0], eyes[1]), jnp.concatenate([holes[0], holes[1]], axis=0)
+
+
+DEFAULT_EYE_HEIGHT = 1.6   # metres above the ground: a standing adult's eyes
+
+
+def ground_plane_distance(height: int, *, eye_height: float = DEFAULT_EYE_HEIGHT,
+                          far: float = jnp.inf) -> jax.Array:
+  """A distance prior for a panorama whose geometry is unknown: [height, 2 height] metres.
+
+  Below the horizon, the distance to a flat ground eye_height below the eye along each
+  row's direction (eye_height / sin(-lat)); at and above it, `far` (infinity: no
+  parallax). What a generated landscape most nearly is; objects standing on the ground
+  get the ground's parallax at their foot, so they lean slightly in stereo.
+  """
+  lat = jnp.pi / 2 - (jnp.arange(height, dtype=jnp.float32) + 0.5) * (jnp.pi / height)
+  d = jnp.where(lat < 0, eye_height / jnp.maximum(jnp.sin(-lat), 1e-6), far)
+  return jnp.broadcast_to(jnp.minimum(d, far)[:, None], (height, 2 * height))

@@ -44,6 +44,7 @@ from genjax.apps.vr.photo_placement import (PanoramaError, Placement, check_phot
                                             default_out_height, place_on_grid,
                                             upsample_equirect, warp_photo)
 from genjax.diffusion import samplers
+from genjax.image import polar
 from genjax.sample.load import load_run
 from genjax.sample.sampler import make_inpainter
 
@@ -94,7 +95,7 @@ METHODS = ("auto", "conditioned", "repaint")
 
 def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler: str = "ddpm",
              method: str = "auto", rotate: bool = True, resample: int = 4,
-             clip_x0: float | None = 1.0):
+             clip_x0: float | None = 1.0, sphere: bool = True):
   """Fills the pixels outside `keep`. Pure; jit it outside.
 
   Args:
@@ -109,6 +110,11 @@ def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler:
       `resample` passes per step) with the model unconditional (a mask-conditioned model
       is given an empty mask, which it was trained on for 10% of its examples). "auto":
       conditioned when the model has the mask channels, else repaint.
+    sphere: the images are equirectangular panoramas: each denoised estimate is projected
+      onto what the grid can hold near the poles (genjax.image.polar.polar_filter: row
+      harmonics above H sin(colatitude) removed), so the model cannot paint a pinwheel
+      into the polar caps (its loss weighs row 0 of a 16-row panorama by cos(84.4 deg) =
+      0.1, and it left colour there: demo row-0 std 7.7 of 255). False for flat crops.
       Conditioned is the choice for outpainting around a photo (a kept box, as in
       training); repaint for small holes, a mask the conditioning never saw in training
       (genjax.train.conditioning keeps boxes only; measured on thin disocclusion strips
@@ -126,6 +132,10 @@ def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler:
   name = {"dpm++2m": "dpmpp_2m", "dpm++": "dpmpp_2m"}.get(sampler, sampler)
   diffusion.get_sampler(name)   # an unknown name raises, listing the valid ones
   labels = _null_labels(model, b)
+
+  def denoiser(net):
+    d = diffusion.make_denoiser(net, spec, clip_x0=clip_x0)
+    return (lambda x_t, t: polar.polar_filter(d(x_t, t))) if sphere else d
   if method == "repaint" or not masked:
     if not masked:
       return make_inpainter(model, spec, steps=steps, resample=resample, sampler=name,
@@ -135,7 +145,7 @@ def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler:
     def net(x_in, c_noise):
       return model.apply({"params": params}, x_in, c_noise, y=labels, cond=empty, train=False)
 
-    return diffusion.inpaint(diffusion.make_denoiser(net, spec, clip_x0=clip_x0), key, known,
+    return diffusion.inpaint(denoiser(net), key, known,
                              keep, spec, steps=steps, resample=resample, sampler=name)
 
   rule = samplers.STEP_RULES[name]
@@ -157,7 +167,7 @@ def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler:
                         cond=jnp.roll(cond, shift, axis=2), train=False)
       return jnp.roll(out, -shift, axis=2)
 
-    ctx = samplers.Context(diffusion.make_denoiser(net, spec, clip_x0=clip_x0), spec.schedule,
+    ctx = samplers.Context(denoiser(net), spec.schedule,
                            keys, steps)
     return rule.step(ctx, x, carry, t, t_next, (i,), **opts), None
 
@@ -168,7 +178,8 @@ def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler:
 
 # `outpaint`, compiled once per model and settings (shared with hole_filling).
 outpaint_jit = jax.jit(outpaint, static_argnames=("model", "spec", "steps", "sampler", "method",
-                                                  "rotate", "resample", "clip_x0"))
+                                                  "rotate", "resample", "clip_x0",
+                                                  "sphere"))
 
 
 @dataclasses.dataclass

@@ -5,7 +5,8 @@ stem (a path without suffix, e.g. out/beach); it returns {kind: path} of what it
 All files are written atomically (genjax.image.io.save_image, xmp, viewer).
 
 File names, for stem out/beach:
-  panorama:  beach.jpg (photo sphere, GPano XMP), beach.html (viewer), beach_cube_<face>.jpg
+  panorama:  beach.jpg (photo sphere, GPano XMP), beach.html (viewer), beach_cube_<face>.jpg,
+             beach_cube_strip.jpg (6:1) and beach_cube_cross.jpg (4:3), see cube_strip/cube_cross
   stereo:    beach_sbs.jpg, beach_ou.jpg, beach_anaglyph.jpg, beach.vr.jpg, beach_holes.png
   ODS:       beach_ods_tb.jpg (1:1 top-bottom, left on top), beach_ods.vr.jpg
 """
@@ -37,6 +38,34 @@ def _float(img) -> np.ndarray:
   return a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
 
 
+def cube_strip(faces) -> np.ndarray:
+  """Cube faces [6, S, S, C] -> one row [S, 6 S, C] in the faces' order +X, -X, +Y, -Y, +Z,
+  -Z (right, left, up, down, front, back; genjax.image.projections): the "6 frames"
+  horizontal layout game engines import as a cubemap (Unity's Texture Shape Cube, whose
+  left-handed frame with +Z forward is the cube-map frame of projections)."""
+  f = np.asarray(faces)
+  return np.concatenate(list(f), axis=1)
+
+
+# (row, column) of each face, in projections order, in the 4 x 3 horizontal cross.
+_CROSS_CELLS = ((1, 2), (1, 0), (0, 1), (2, 1), (1, 1), (1, 3))
+
+
+def cube_cross(faces) -> np.ndarray:
+  """Cube faces [6, S, S, C] -> the horizontal cross [3 S, 4 S, C] (black elsewhere):
+              up
+        left front right back
+              down
+  the faces as projections orients them (up has the front at its bottom edge, down at
+  its top), so every shared edge of the cross is continuous."""
+  f = np.asarray(faces)
+  s = f.shape[1]
+  out = np.zeros((3 * s, 4 * s, f.shape[-1]), f.dtype)
+  for face, (r, c) in zip(f, _CROSS_CELLS):
+    out[r * s:(r + 1) * s, c * s:(c + 1) * s] = face
+  return out
+
+
 def write_panorama(pano, stem, *, html: bool = True, cube_face_size: int = 0,
                    heading_deg: float | None = None, quality: int = 90,
                    allow_large: bool = False) -> dict[str, pathlib.Path]:
@@ -45,7 +74,8 @@ def write_panorama(pano, stem, *, html: bool = True, cube_face_size: int = 0,
   stem.jpg is a photo sphere (GPano XMP, see xmp.write_pano_jpeg: 2:1, even sides, width at
   most 8192 unless allow_large); with html, stem.html is the standalone viewer; with
   cube_face_size > 0, six stem_cube_<face>.jpg faces of that size (order and orientation:
-  genjax.image.projections).
+  genjax.image.projections) and the one-image layouts stem_cube_strip.jpg (cube_strip)
+  and stem_cube_cross.jpg (cube_cross).
   """
   stem = _stem(stem)
   a = xmp.to_uint8(pano)
@@ -57,8 +87,12 @@ def write_panorama(pano, stem, *, html: bool = True, cube_face_size: int = 0,
   if cube_face_size:
     faces = jax.jit(projections.equirect_to_cubemap, static_argnums=1)(_float(a),
                                                                        int(cube_face_size))
-    for name, face in zip(CUBE_FACE_FILES, np.asarray(faces)):
+    faces = np.asarray(faces)
+    for name, face in zip(CUBE_FACE_FILES, faces):
       out[f"cube_{name}"] = io.save_image(_named(stem, f"_cube_{name}.jpg"), face,
+                                          quality=quality)
+    for name, layout in (("strip", cube_strip), ("cross", cube_cross)):
+      out[f"cube_{name}"] = io.save_image(_named(stem, f"_cube_{name}.jpg"), layout(faces),
                                           quality=quality)
   return out
 

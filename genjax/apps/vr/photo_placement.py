@@ -20,7 +20,7 @@ from PIL import Image
 
 from genjax.apps.vr import outputs, xmp
 from genjax.data.decode import load_rgb
-from genjax.image import projections
+from genjax.image import polar, projections
 
 DEFAULT_HFOV = 60.0          # degrees, when neither the caller nor the EXIF says
 MIN_PHOTO_SIDE = 32          # pixels; smaller photos are refused
@@ -258,8 +258,13 @@ def upsample_equirect(pano, out_height: int) -> np.ndarray:
   (A linear or cubic kernel is not: the wrap falls on a source-pixel boundary, where
   their slope differs from its mean over a source pixel; measured on white noise, a
   linear 4x upsampling raises the seam's column ratio by 14 %, a cubic one by 30 %.)
-  Along latitude linearly, with one row of padding across each pole (the row itself,
-  turned by 180 degrees of longitude).
+  Along latitude linearly between row centres; between a pole and the nearest row centre
+  each longitude harmonic m of that row is scaled by (sin(theta) / sin(theta_0))^m
+  (genjax.image.polar.pole_cap_factors), as a smooth function on the sphere behaves there,
+  so the pole row is one colour. (Linear interpolation across the pole, to the same row
+  turned by 180 degrees, kept the even harmonics m = 2, 4, ... whole up to the pole: every
+  pixel of the pole row is the same point, yet its colour varied along the row, a
+  coloured pinwheel in the viewer; on the demo, std along row 0 of 7.7 of 255.)
   """
   x = jnp.asarray(pano, jnp.float32)
   h, w, _ = x.shape
@@ -285,9 +290,18 @@ def _upsample(x, out_height):
                           jnp.roll(rows[-1:], out_w // 2, axis=1)], axis=0)
   s = out_height / h
   # Output row coordinate = s * (padded row coordinate - 1): the padding maps outside.
-  return jax.image.scale_and_translate(rows, (out_height, out_w, c), (0,),
-                                       jnp.array([s], jnp.float32),
-                                       jnp.array([-s], jnp.float32), method="linear")
+  out = jax.image.scale_and_translate(rows, (out_height, out_w, c), (0,),
+                                      jnp.array([s], jnp.float32),
+                                      jnp.array([-s], jnp.float32), method="linear")
+  # The polar caps: output rows whose centre lies between a pole and the first row centre.
+  n_cap = max(0, math.ceil(out_height / (2 * h) - 0.5))
+  if n_cap:
+    theta = polar.row_colatitudes(out_height)[:n_cap]
+    f = polar.pole_cap_factors(theta, math.pi / (2 * h), spectrum.shape[1])[..., None]
+    top = jnp.fft.irfft(spectrum[:1] * f, n=out_w, axis=1) * (out_w / w)   # [n_cap, out_w, C]
+    bottom = jnp.fft.irfft(spectrum[-1:] * f, n=out_w, axis=1) * (out_w / w)
+    out = out.at[:n_cap].set(top).at[out_height - n_cap:].set(bottom[::-1])
+  return out
 
 
 

@@ -6,16 +6,25 @@
 Modes:
   panorama  out/<stem>.jpg, a 360 x 180 photo sphere grown around the photo by the
             panorama run in `workdir` (genjax.apps.vr.outpainting), with out/<stem>.html
-            (a standalone viewer) when html; the seam scores are in result.seams.
+            (a standalone viewer) when html; the seam scores are in result.seams. With
+            cube, the six cube faces out/<stem>_cube_<face>.jpg and the one-image layouts
+            out/<stem>_cube_strip.jpg (6:1) and _cube_cross.jpg (4:3); with ods, the
+            omnidirectional stereo panorama out/<stem>_ods_tb.jpg (top-bottom, left eye
+            on top) and out/<stem>_ods.vr.jpg (VR photo: GPano + GImage right eye), its
+            distances from a flat-ground prior (genjax.apps.vr.ods.ground_plane_distance).
   stereo    out/<stem>_sbs.jpg, _ou.jpg, _anaglyph.jpg, .vr.jpg and _holes.png: the right
             eye rendered from the photo and its depth (genjax.apps.vr.stereo), its
-            disocclusions filled by the run's inpainting sampler (holes="model", the
-            default when a run is given) or by extending the background along each row
-            (holes="stopgap"; measured on the ray-cast test scene with the 200-step test
-            model, mean error 0.037 against the true right eye, the model 0.093).
+            disocclusions filled by extending the background along each row
+            (holes="stopgap", the default) or by the run's inpainting sampler
+            (holes="model"). The stopgap is the default because it is the better fill:
+            on the ray-cast test scene with the 200-step test model, mean error 0.037
+            against the true right eye, the model 0.093 (a disocclusion is background
+            that the near object hid, which is what extending the background guesses).
   both      all of the above.
 
-Depth for stereo (no depth model ships yet): `depth` is a .npy file of z-depths in
+Depth for stereo: `depth` is a method of genjax.apps.vr.depth_estimation ("auto", the
+default: genjax's own depth UNet, shipped with the package, or Depth Anything V2 when
+`depth_weights` is given; "unet"; "depth_anything"), a .npy file of z-depths in
 metres [H, W], an image whose brightness is inverse depth (white = `near` metres, black =
 `far` metres, as relative-depth estimators write them), a folder holding <stem>.npy or
 <stem>.png per input, or a callable photo -> metres.
@@ -32,12 +41,14 @@ import pathlib
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from genjax import files as files_lib
-from genjax.apps.vr import hole_filling, outpainting, outputs, photo_placement, stereo, xmp
+from genjax.apps.vr import (depth_estimation, hole_filling, ods, outpainting, outputs,
+                            photo_placement, stereo, xmp)
 from genjax.data import procedural
 from genjax.data.decode import ImageDecodeError
 from genjax.image import io as image_io
@@ -51,6 +62,7 @@ DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
 MAX_OUT_HEIGHT = xmp.MAX_VIEWER_WIDTH // 2   # pixels: the panorama is 2:1
 DEFAULT_BASELINE = 0.064        # metres: a typical interpupillary distance
 _warp = jax.jit(stereo.warp_to_right_eye)
+_ods_pair = jax.jit(ods.ods_pair)
 
 
 @dataclasses.dataclass
@@ -126,12 +138,19 @@ def _resize_float(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
                                                                 Image.Resampling.BILINEAR))
 
 
+def _is_method(depth) -> bool:
+  return isinstance(depth, str) and (depth == "auto" or depth in depth_estimation.METHODS)
+
+
 def depth_for(path: pathlib.Path, photo: np.ndarray, depth, *, near: float = 1.0,
-              far: float = 100.0) -> np.ndarray:
+              far: float = 100.0, depth_weights=None) -> np.ndarray:
   """z-depth in metres [H, W] of a photo (see the module docstring for `depth`), resized to
   the photo when its size differs."""
   hw = photo.shape[:2]
-  if callable(depth):
+  if _is_method(depth):
+    d = depth_estimation.estimate_depth(photo, method=depth, weights=depth_weights, near=near,
+                                        far=far)
+  elif callable(depth):
     d = np.asarray(depth(photo), np.float32)
   else:
     src = pathlib.Path(depth)
@@ -191,16 +210,30 @@ def stereo_pair(photo: np.ndarray, depth_m: np.ndarray, hfov_deg: float, *,
   return left, right, holes
 
 
-# The files _convert writes for a stem, by mode (outputs.write_panorama / write_stereo).
+# The files _convert writes for a stem, by mode (outputs.write_panorama / write_stereo /
+# write_ods): none of them may land on an input.
 _PANORAMA_SUFFIXES = (".jpg", ".html")
 _STEREO_SUFFIXES = ("_sbs.jpg", "_ou.jpg", "_anaglyph.jpg", ".vr.jpg", "_holes.png")
+_CUBE_SUFFIXES = tuple(f"_cube_{name}.jpg" for name in outputs.CUBE_FACE_FILES) + (
+    "_cube_strip.jpg", "_cube_cross.jpg")
+_ODS_SUFFIXES = ("_ods_tb.jpg", "_ods.vr.jpg", "_ods_holes.png")
+
+
+def _write_ods(pano: np.ndarray, stem, baseline: float) -> dict:
+  """ODS eyes of a uint8 panorama [H, 2H, 3] with the flat-ground distance prior."""
+  distance = ods.ground_plane_distance(pano.shape[0])
+  eyes, holes = _ods_pair(jnp.asarray(pano, jnp.float32) / 255.0, distance, ipd=baseline)
+  return outputs.write_ods(np.asarray(eyes[0]), np.asarray(eyes[1]), stem,
+                           holes=np.asarray(holes))
 
 
 def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sampler, rotate,
              out_height, depth, holes, baseline, convergence, near, far, max_image_pixels,
-             result, bar, inputs: files_lib.InputFiles):
+             result, bar, inputs: files_lib.InputFiles, cube=False, ods_out=False,
+             depth_weights=None):
   suffixes = ((_PANORAMA_SUFFIXES if mode != "stereo" else ())
-              + (_STEREO_SUFFIXES if mode != "panorama" else ()))
+              + (_STEREO_SUFFIXES if mode != "panorama" else ())
+              + (_CUBE_SUFFIXES if cube else ()) + (_ODS_SUFFIXES if ods_out else ()))
   for suffix in suffixes:
     hit = inputs.collision(stem.with_name(stem.name + suffix))
     if hit is not None:
@@ -211,7 +244,8 @@ def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sample
   hfov, _ = photo_placement.photo_hfov(path, photo.shape[:2], fov)
   depth_m = None
   if mode in ("stereo", "both"):   # read the depth first: a bad one fails before any output
-    depth_m = depth_for(path, photo, depth, near=near, far=far)
+    bar.set_postfix_str(f"{path.name}: depth")
+    depth_m = depth_for(path, photo, depth, near=near, far=far, depth_weights=depth_weights)
   if mode in ("panorama", "both"):
     bar.set_postfix_str(f"{path.name}: outpainting")
     placement = photo_placement.Placement(hfov, pitch_deg=pitch, roll_deg=roll)
@@ -219,8 +253,12 @@ def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sample
                                      out_height=out_height, steps=steps, sampler=sampler,
                                      rotate=rotate)
     bar.set_postfix_str(f"{path.name}: writing")
-    written = outputs.write_panorama(res.panorama, stem, html=html)
+    written = outputs.write_panorama(res.panorama, stem, html=html,
+                                     cube_face_size=res.panorama.shape[0] // 2 if cube else 0)
     result.written.extend(written.values())
+    if ods_out:
+      bar.set_postfix_str(f"{path.name}: omnidirectional stereo")
+      result.written.extend(_write_ods(res.panorama, stem, baseline).values())
     s = seam_scores(res.panorama.astype(np.float32))
     result.seams[str(written["panorama"])] = (float(s.column_ratio[0]),
                                               float(s.gradient_ratio[0]))
@@ -244,7 +282,8 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
              baseline: float = DEFAULT_BASELINE, convergence: float | None = None,
              near: float = 1.0, far: float = 100.0,
              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-             progress: bool = True) -> VrResult:
+             progress: bool = True, cube: bool = False, ods_out: bool = False,
+             depth_weights=None) -> VrResult:
   """Converts photos to VR files (see the module docstring).
 
   Args:
@@ -262,10 +301,13 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
       uses fold_in(key(seed), i).
     out_height: panorama height (None: the photo's resolution, at most 8192 wide).
     depth, near, far, baseline, convergence: stereo (see the module docstring and
-      genjax.apps.vr.stereo); baseline and distances in metres.
+      genjax.apps.vr.stereo); baseline and distances in metres. depth None: "auto".
+    depth_weights: the depth method's weights file (genjax.apps.vr.depth_estimation).
     holes: how stereo disocclusions are filled: "model" (the run's sampler; needs
-      workdir), "stopgap" (background extension), "auto" (model when workdir is given).
+      workdir), "stopgap" (background extension), "auto" (the stopgap: see above).
     max_image_pixels: larger inputs are refused (decompression bombs).
+    cube, ods_out: also write the cube faces and layouts, and the omnidirectional stereo
+      panorama (eye distance `baseline`), of each panorama (panorama and both modes).
   Returns:
     VrResult. Raises ValueError (photo_placement.PanoramaError) or FileNotFoundError before
     writing anything for a bad argument or run folder.
@@ -281,16 +323,22 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     raise ValueError(f"--height must be a whole number of pixels in [2, {MAX_OUT_HEIGHT}] (the "
                      f"panorama is twice as wide, and viewers show at most "
                      f"{xmp.MAX_VIEWER_WIDTH} pixels), got {out_height!r}")
+  if (cube or ods_out) and mode == "stereo":
+    raise ValueError("cube faces and ODS are made from the panorama: use mode 'panorama' or "
+                     "'both'")
   if holes not in ("auto", "model", "stopgap"):
     raise ValueError(f"unknown hole filling {holes!r}; valid: auto, model, stopgap")
   if holes == "model" and workdir is None:
     raise ValueError("holes='model' needs a run (workdir=) whose sampler fills them")
-  holes = holes if holes != "auto" else ("model" if workdir is not None else "stopgap")
+  holes = holes if holes != "auto" else "stopgap"
   if mode in ("stereo", "both"):
-    if depth is None:
-      raise ValueError(f"mode {mode!r} needs a depth map (depth=: a .npy of z-depths in metres, "
-                       "an image with white = near, or a folder of <stem>.npy/.png); no depth "
-                       "model ships yet")
+    depth = "auto" if depth is None else depth
+    if _is_method(depth):   # a bad method or weights file fails before any work
+      if depth_estimation.resolve(depth, depth_weights) == "depth_anything" and not (
+          depth_weights is not None and pathlib.Path(depth_weights).is_file()):
+        raise depth_estimation.DepthModelError(
+            f"depth method 'depth_anything' needs its weights file (--depth-weights), got "
+            f"{depth_weights!r}")
     if not (0 < near < far) or baseline <= 0:
       raise ValueError(f"need 0 < near < far and baseline > 0, got near={near}, far={far}, "
                        f"baseline={baseline}")
@@ -320,7 +368,7 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
                  out_height=out_height, depth=depth, holes=holes, baseline=baseline,
                  convergence=convergence, near=near, far=far,
                  max_image_pixels=max_image_pixels, result=result, bar=bar,
-                 inputs=input_set)
+                 inputs=input_set, cube=cube, ods_out=ods_out, depth_weights=depth_weights)
       except (ImageDecodeError, ValueError) as e:
         result.failures.append((str(path), str(e)))
         bar.update(2 - (bar.n - 2 * i))

@@ -115,3 +115,29 @@ def test_write_ods(pano, tmp_path):
   big = np.broadcast_to(np.zeros(3, np.uint8), (4100, 8200, 3))
   with pytest.raises(xmp.PanoFormatError, match="8192"):
     outputs.write_ods(big, big, tmp_path / "big")
+
+
+def test_cube_strip_and_cross_hold_the_faces(tmp_path):
+  big = procedural.panorama(2, height=64, width=128)
+  files = outputs.write_panorama(big, tmp_path / "c", html=False, cube_face_size=32,
+                                 quality=95)
+  faces = np.stack([io.load_image(files[f"cube_{n}"]) for n in projections.CUBE_FACE_NAMES])
+  strip, cross = io.load_image(files["cube_strip"]), io.load_image(files["cube_cross"])
+  assert strip.shape == (32, 6 * 32, 3) and cross.shape == (3 * 32, 4 * 32, 3)
+  for k in range(6):                       # +X -X +Y -Y +Z -Z, left to right
+    assert np.abs(strip[:, 32 * k:32 * (k + 1)] - faces[k]).mean() < 0.02
+  cells = {"up": (0, 1), "left": (1, 0), "front": (1, 1), "right": (1, 2), "back": (1, 3),
+           "down": (2, 1)}
+  for name, (r, c) in cells.items():
+    cell = cross[32 * r:32 * (r + 1), 32 * c:32 * (c + 1)]
+    assert np.abs(cell - faces[projections.CUBE_FACE_NAMES.index(name)]).mean() < 0.02
+  assert cross[:24, :24].max() < 0.02                 # unused cells are black
+  # Every edge the cross shares is one edge of the cube: the pixels on either side of it
+  # are neighbours on the sphere, much closer than rows of unrelated faces.
+  seams = [np.abs(cross[31, 32:64] - cross[32, 32:64]).mean(),      # up | front
+           np.abs(cross[63, 32:64] - cross[64, 32:64]).mean(),      # front | down
+           np.abs(cross[32:64, 31] - cross[32:64, 32]).mean(),      # left | front
+           np.abs(cross[32:64, 63] - cross[32:64, 64]).mean(),      # front | right
+           np.abs(cross[32:64, 95] - cross[32:64, 96]).mean()]      # right | back
+  unrelated = np.abs(faces[2][-1] - faces[3][0]).mean()            # up's bottom, down's top
+  assert max(seams) < 0.5 * unrelated, (seams, unrelated)

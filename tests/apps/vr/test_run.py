@@ -29,7 +29,7 @@ def _photo_file(path, hw=(48, 64)):
     (dict(fov=-5.0), r"\(0, 180\) degrees"),
     (dict(steps=0), "steps must be a whole number >= 1"),
     (dict(pitch=120.0), r"pitch must be in \[-90, 90\]"),
-    (dict(mode="stereo"), "needs a depth map"),
+    (dict(mode="stereo", depth="depth_anything"), "needs its weights file"),
     (dict(mode="panorama"), "needs a panorama run"),
     (dict(mode="stereo", depth="d.npy", holes="model"), "needs a run"),
     (dict(mode="stereo", depth="d.npy", holes="blur"), "unknown hole filling 'blur'"),

@@ -1,0 +1,126 @@
+"""genjax/apps/vr/depth_estimation.py: the methods behind one interface, the shipped depth UNet's
+accuracy on held-out procedural rooms, and stereo from estimated depth on the ray-cast scene."""
+
+import functools
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from genjax import configs
+from genjax.apps.vr import depth_estimation, photo_placement, scene, stereo
+from genjax.train import loop
+
+
+def test_auto_and_errors(tmp_path):
+  assert depth_estimation.resolve("auto") == "unet"
+  assert depth_estimation.resolve("auto", "w.safetensors") == "depth_anything"
+  with pytest.raises(depth_estimation.DepthModelError, match="valid: auto, unet, depth_anything"):
+    depth_estimation.resolve("midas")
+  photo = np.zeros((32, 32, 3), np.uint8)
+  with pytest.raises(depth_estimation.DepthModelError, match="needs its weights file"):
+    depth_estimation.estimate_depth(photo, method="depth_anything")
+  with pytest.raises(depth_estimation.DepthModelError, match="nowhere.safetensors: no such"):
+    depth_estimation.estimate_depth(photo, method="depth_anything",
+                                    weights=tmp_path / "nowhere.safetensors")
+  bad = tmp_path / "bad.msgpack"
+  bad.write_bytes(b"not msgpack")
+  with pytest.raises(depth_estimation.DepthModelError, match="not a genjax depth weights"):
+    depth_estimation.estimate_depth(photo, method="unet", weights=bad)
+
+
+def test_unet_grid():
+  assert depth_estimation.unet_grid((480, 640)) == (64, 88)
+  assert depth_estimation.unet_grid((64, 64)) == (64, 64)
+
+
+def test_shipped_unet_gives_depth_of_the_photo_size():
+  photo = (np.random.default_rng(0).uniform(size=(50, 70, 3)) * 255).astype(np.uint8)
+  d = depth_estimation.estimate_depth(photo)
+  assert d.shape == (50, 70) and d.dtype == np.float32 and np.all(d > 0)
+
+
+@pytest.mark.slow
+def test_briefly_trained_unet_beats_a_constant(tmp_path):
+  """genjax train --config=depth_tiny, tiny and brief, through the engine's loop: on held-out
+  rooms it beats the best constant depth in AbsRel and delta1."""
+  config = configs.load("depth_tiny", [
+      "data.image_size=(32, 32)", "model.channel_mult=(1, 2)", "train.num_steps=150",
+      "train.checkpoint_every=150", "train.sample_every=150", "train.log_every=50",
+      "train.num_sample_images=2", "train.ema_decay=0.9", "kernels.conv_impl=xla"])
+  summary = loop.train(config, tmp_path / "run", progress=False)
+  assert summary.final_step == 150 and (tmp_path / "run" / "samples.png").is_file()
+  weights = depth_estimation.export_weights(tmp_path / "run", tmp_path / "d.msgpack")
+  m = depth_estimation.evaluate_on_rooms(
+      functools.partial(depth_estimation.estimate_depth, method="unet", weights=weights),
+      n=32, hw=(32, 32))
+  print(f"\nheld-out rooms, 150 steps: {m}")
+  # Measured: AbsRel 0.519 against the constant's 0.580, delta1 0.327 against 0.290.
+  assert m["abs_rel"] < 0.95 * m["constant_abs_rel"]
+  assert m["delta1"] > m["constant_delta1"] + 0.01
+
+
+def test_shipped_unet_on_held_out_rooms():
+  m = depth_estimation.evaluate_on_rooms(depth_estimation.estimate_depth, n=32)
+  print(f"\nshipped depth UNet, 32 held-out rooms: {m}")
+  # Measured (step 750 weights, 64 rooms): AbsRel 0.448 against 0.691, delta1 0.382 against 0.268.
+  assert m["abs_rel"] < 0.8 * m["constant_abs_rel"]
+  assert m["delta1"] > m["constant_delta1"] + 0.05
+
+
+def _psnr(a, b, mask):
+  mse = float(np.mean((a[mask] - b[mask]) ** 2))
+  return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the shipped 750-step depth UNet is not there yet: measured 31.3 dB from its depth against "
+    "43.5 dB from the true depth (a constant depth gives 34.5 dB); its depth of this scene "
+    "spans 1.5-5.4 m where the truth spans 2.7-9 m. Strict: remove this mark when it passes."))
+def test_stereo_from_estimated_depth_is_close_to_true_depth():
+  """On the ray-cast scene (genjax.apps.vr.scene): the right eye warped with the shipped UNet's
+  depth against the one warped with the true depth, both scored against the rendered right
+  eye outside the disocclusions of either."""
+  h, w, focal, baseline = 96, 128, 110.0, 0.1
+  render = jax.jit(scene.render, static_argnames=("height", "width", "supersample"))
+  left, true_depth = (np.asarray(a) for a in render(0.0, height=h, width=w, focal_px=focal))
+  right, _ = render(baseline, height=h, width=w, focal_px=focal)
+  right = np.asarray(right)
+  photo = np.round(left * 255).astype(np.uint8)
+  est = depth_estimation.estimate_depth(photo)
+  hfov = math.degrees(2 * math.atan(w / 2 / focal))
+  assert photo_placement.focal_px((h, w), hfov) == pytest.approx(focal)
+  warp = jax.jit(stereo.warp_to_right_eye)
+  r_true, holes_true = (np.asarray(a) for a in warp(left, true_depth, baseline=baseline,
+                                                   focal_px=focal))
+  r_est, holes_est = (np.asarray(a) for a in warp(left, est, baseline=baseline, focal_px=focal))
+  mask = ~holes_true & ~holes_est
+  p_true, p_est = _psnr(r_true, right, mask), _psnr(r_est, right, mask)
+  print(f"\nstereo PSNR outside disocclusions: true depth {p_true:.2f} dB, estimated "
+        f"{p_est:.2f} dB (AbsRel of the estimate {np.mean(np.abs(est - true_depth) / true_depth):.3f})")
+  assert p_est > p_true - 2.0
+
+
+def test_depth_anything_method_runs_the_port_from_a_converted_file(tmp_path):
+  """--depth depth_anything: the .npz the converter writes -> metres, the nearest where the
+  port's inverse depth is largest, the range mapped onto [near, far]."""
+  from genjax.models import depth_anything as da
+  config = da.DepthAnythingConfig(hidden_size=32, num_layers=2, num_heads=2, out_indices=(1, 2),
+                                  image_size=28, features=8, out_channels=(8, 16),
+                                  reassemble_factors=(2, 1), head_hidden_size=8)
+  x = np.zeros((1, 28, 28, 3), np.float32)
+  params = da.DepthAnything(config).init(jax.random.PRNGKey(0), x)["params"]
+  weights = tmp_path / "da.npz"
+  da.save_npz(weights, params, config)
+  photo = (np.random.default_rng(1).uniform(size=(30, 44, 3)) * 255).astype(np.uint8)
+  z = depth_estimation.estimate_depth(photo, method="depth_anything", weights=weights,
+                                      near=1.0, far=100.0)
+  inv = np.asarray(da.predict_depth(params, photo, config=config))
+  assert z.shape == (30, 44) and np.isfinite(z).all()
+  np.testing.assert_allclose([z.min(), z.max()], [1.0, 100.0], rtol=1e-3)
+  assert np.unravel_index(np.argmin(z), z.shape) == np.unravel_index(np.argmax(inv), inv.shape)
+  bad = tmp_path / "bad.npz"
+  bad.write_bytes(b"no zip")
+  with pytest.raises(depth_estimation.DepthModelError, match="bad.npz"):
+    depth_estimation.estimate_depth(photo, method="depth_anything", weights=bad)
