@@ -200,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--n", type=int, default=16, help="number of images")
   p.add_argument("--batch", type=int, default=16, help="images per compiled call")
   p.add_argument("--sampler", default=None,
-                 help="ddpm, ddim, euler, heun, dpm++2m (default: dpm++2m; ddim for --init, "
-                      "ddpm for --mask)")
+                 help="ddpm, ddim, euler, heun, dpm++2m, dpmpp_3m, dpmpp_2m_sde, unipc "
+                      "(default: dpm++2m; ddim for --init, ddpm for --mask)")
   p.add_argument("--steps", type=int, default=25)
   p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
   p.add_argument("--class", dest="label", type=int, default=None, help="class label")
@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="panorama run folder (genjax train --config=panorama_tiny or panorama); "
                       "needed for --mode panorama/both; fills stereo holes with --holes model")
   p.add_argument("--steps", type=int, default=50, help="sampler steps (default: %(default)s)")
-  p.add_argument("--sampler", default="ddpm", help="ddpm, ddim, euler, heun, dpm++2m, dpmpp_3m, dpmpp_2m_sde, unipc")
+  p.add_argument("--sampler", default="ddpm",
+                 help="ddpm, ddim, euler, heun, dpm++2m, dpmpp_3m, dpmpp_2m_sde, unipc")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--height", type=int, default=None,
                  help="panorama height in pixels, 2 to 4096, width 2x (default: the photo's "
