@@ -288,8 +288,8 @@ def lookup(key: ConvKey, candidates, *, default: str, path: pathlib.Path | None 
   `missing_keys()`. Convolutions below `min_flops` (default MIN_MEASURE_FLOPS) get
   `default` and are not noted."""
   name = str(key)
-  if name in _pinned:
-    impl = _pinned[name]
+  if _pin_key(name) in _pinned:
+    impl = _pinned[_pin_key(name)]
     if impl not in candidates:
       log.warning("conv %s: the run folder pins %r, not available here (%s); using %r",
                   key, impl, ", ".join(candidates), default)
@@ -305,9 +305,17 @@ def lookup(key: ConvKey, candidates, *, default: str, path: pathlib.Path | None 
   return impl
 
 
+def _pin_key(key: str) -> str:
+  """A key string without the device kind: the processes of a multi-process run may run on
+  hosts whose CPUs are named differently, and must still pin the same choices."""
+  parts = key.split("|")
+  return "|".join(parts[:1] + parts[2:])
+
+
 def pin(choices: Mapping[str, str]) -> None:
-  """Answers these key strings with these implementations from now on (see lookup)."""
-  _pinned.update(choices)
+  """Answers these key strings with these implementations from now on (see lookup); the
+  device kind in the key is not compared."""
+  _pinned.update({_pin_key(k): v for k, v in choices.items()})
 
 
 def used_choices() -> dict[str, str]:
