@@ -312,9 +312,12 @@ def _pin_key(key: str) -> str:
   return "|".join(parts[:1] + parts[2:])
 
 
-def pin(choices: Mapping[str, str]) -> None:
+def pin(choices: Mapping[str, str], *, replace: bool = False) -> None:
   """Answers these key strings with these implementations from now on (see lookup); the
-  device kind in the key is not compared."""
+  device kind in the key is not compared. replace: forget earlier pins first (a new run
+  in the same process)."""
+  if replace:
+    _pinned.clear()
   _pinned.update({_pin_key(k): v for k, v in choices.items()})
 
 
@@ -326,6 +329,13 @@ def used_choices() -> dict[str, str]:
 def missing_keys() -> list[ConvKey]:
   """The keys the dispatcher found no table entry for (answered with the default)."""
   return list(_missing.values())
+
+
+def forget_used() -> None:
+  """Forget what the dispatcher answered and missed so far (before tracing the program
+  whose choices are to be recorded, e.g. after model init traced at batch 1)."""
+  _used.clear()
+  _missing.clear()
 
 
 def clear_memo() -> None:

@@ -71,9 +71,11 @@ def restore_settings(workdir) -> dict | None:
   recorded GENJAX_CONV_IMPL; warns about recorded variables that differ now. Call before
   the model is built. Returns the record (None for a new run)."""
   record = read(workdir)
+  # Replaces the pins of an earlier run in this process (tests, notebooks): none for a new run.
+  autotune.pin({} if record is None else record.get("conv", {}).get("choices", {}),
+               replace=True)
   if record is None:
     return None
-  autotune.pin(record.get("conv", {}).get("choices", {}))
   recorded_env = record.get("environment", {})
   if conv.IMPL_ENV in recorded_env and conv.IMPL_ENV not in os.environ:
     os.environ[conv.IMPL_ENV] = recorded_env[conv.IMPL_ENV]
@@ -97,6 +99,7 @@ def tune_step(make_step, state, batch):
   """Traces the jitted step from `make_step()`; if it meets CPU convolutions missing from
   the autotune table, measures them (outside the trace) and traces a new step. Returns
   (the jitted step, already traced for these arguments, the keys measured)."""
+  autotune.forget_used()  # model init's choices (batch 1) are not the step's
   step = make_step()
   step.trace(state, batch)
   missing = autotune.missing_keys()
@@ -142,6 +145,7 @@ def prepare_step(config, workdir, make_step, state, batch, *, recorded: dict | N
     elif _tunable(config):
       step, _ = tune_step(make_step, state, batch)
     else:
+      autotune.forget_used()
       step = make_step()
       step.trace(state, batch)  # the choices it records (jit reuses this trace)
     files.write_json(workdir / FILE, record(config))
