@@ -89,7 +89,7 @@ def restore_settings(workdir) -> dict | None:
   return record
 
 
-def _tunable(config) -> bool:
+def tunable(config) -> bool:
   """Whether the conv dispatcher would consult the CPU autotune table for this run."""
   setting, _ = conv_setting(config)
   return jax.default_backend() == "cpu" and setting in ("", "auto")
@@ -142,7 +142,7 @@ def prepare_step(config, workdir, make_step, state, batch, *, recorded: dict | N
   if is_main:
     if batch is None:  # no step left to run: nothing to tune
       step = make_step()
-    elif _tunable(config):
+    elif tunable(config):
       step, _ = tune_step(make_step, state, batch)
     else:
       autotune.forget_used()
