@@ -19,6 +19,7 @@ Writes JSON and prints a table.
 import argparse
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,9 +35,11 @@ def _genjax(*args) -> list[str]:
 
 
 def time_to_first_record(cmd: list[str], workdir: pathlib.Path, env: dict) -> dict:
-  """Seconds from launch to the first metrics.jsonl record, and the whole command's."""
+  """Seconds from launch to the first metrics.jsonl record, and the whole command's wall
+  and CPU seconds (CPU: steadier than wall time on a shared machine)."""
   metrics = workdir / "metrics.jsonl"
   lines_before = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+  c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
   t0 = time.perf_counter()
   proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
@@ -46,10 +49,12 @@ def time_to_first_record(cmd: list[str], workdir: pathlib.Path, env: dict) -> di
       first = time.perf_counter() - t0
     time.sleep(POLL_S)
   total = time.perf_counter() - t0
+  c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
   out = proc.stdout.read()
   if proc.returncode != 0:
     raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
-  return {"first_step_s": first, "total_s": total}
+  return {"first_step_s": first, "total_s": total, "command_cpu_s": cpu}
 
 
 def main(argv=None) -> dict:
@@ -80,9 +85,10 @@ def main(argv=None) -> dict:
         row = {"run": name, "round": r + 1, **time_to_first_record(cmd, workdir, env)}
         rows.append(row)
         print(f"round {r + 1} {name}: first step {row['first_step_s']:.1f} s, "
-              f"command {row['total_s']:.1f} s", flush=True)
+              f"command {row['total_s']:.1f} s ({row['command_cpu_s']:.1f} CPU s)", flush=True)
   columns = [("run", "run", ""), ("first_step_s", "launch -> step 1 done (s)", ".1f"),
-             ("total_s", "whole command (s)", ".1f")]
+             ("total_s", "whole command (s)", ".1f"),
+             ("command_cpu_s", "whole command, CPU s", ".1f")]
   print(f"config {args.config}")
   common.print_table(rows, columns)
   out = pathlib.Path(args.out)
