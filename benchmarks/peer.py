@@ -181,11 +181,20 @@ def run_worker(variant: str, task: str, args) -> dict:
   env.pop("GENJAX_CONV_IMPL", None)
   if variant == "genjax_onednn":
     env["GENJAX_CONV_IMPL"] = "winograd"
-  # Run as a script, not `-m benchmarks.peer`: the diffusers process then imports neither
-  # jax nor genjax, nor gets genjax's malloc settings (the genjax worker imports them).
-  env["PYTHONPATH"] = os.pathsep.join([str(pathlib.Path(__file__).parents[1]),
-                                       *filter(None, [env.get("PYTHONPATH")])])
-  cmd = [sys.executable, __file__, "--worker", variant, "--task", task,
+  # The repository root must not be on the diffusers process's path: its kernels/ folder
+  # would shadow PyPI's `kernels`, which diffusers imports. That process runs this file as a
+  # script with -P (no script folder on the path) and imports neither jax nor genjax, nor
+  # gets genjax's malloc settings; the genjax ones run `-m benchmarks.peer` from the root.
+  root = str(pathlib.Path(__file__).resolve().parents[1])
+  paths = [q for q in env.get("PYTHONPATH", "").split(os.pathsep)
+           if q and pathlib.Path(q).resolve() != pathlib.Path(root)]
+  if variant == "diffusers":
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    start = ["-P", str(pathlib.Path(__file__).resolve())]
+  else:
+    env["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    start = ["-m", "benchmarks.peer"]
+  cmd = [sys.executable, *start, "--worker", variant, "--task", task,
          "--train-steps", str(args.train_steps), "--ddim-repeats", str(args.ddim_repeats)]
   done = subprocess.run(cmd, env=env, capture_output=True, text=True)
   if done.returncode != 0:
