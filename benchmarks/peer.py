@@ -121,7 +121,7 @@ def diffusers_worker(task: str, steps: int, repeats: int) -> dict:
 # ------------------------------------------------------------------------------ genjax side
 
 
-def genjax_worker(task: str, steps: int, repeats: int, *, dtype: str) -> dict:
+def genjax_worker(task: str, steps: int, repeats: int, *, dtype: str, config_name: str) -> dict:
   # First: the benchmarks package applies genjax's process settings before jax starts.
   from benchmarks import common  # noqa: PLC0415
   import jax  # noqa: PLC0415
@@ -132,8 +132,8 @@ def genjax_worker(task: str, steps: int, repeats: int, *, dtype: str) -> dict:
   from genjax import sample as genjax_sample  # noqa: PLC0415
   from genjax.kernels import autotune  # noqa: PLC0415
   from genjax.train import loop  # noqa: PLC0415
-  config = configs.load("cifar", [f"train.compute_dtype={dtype}", f"train.batch_size={TRAIN_BATCH}",
-                                  "mesh.data=1"])
+  config = configs.load(config_name, [f"train.compute_dtype={dtype}",
+                                      f"train.batch_size={TRAIN_BATCH}", "mesh.data=1"])
   if task == "train":
     compiled, state, batch, abstract, compile_s = common.compiled_train_step(config)
     times, _ = common.time_train_steps(compiled, state, batch, steps)
@@ -161,11 +161,11 @@ def genjax_worker(task: str, steps: int, repeats: int, *, dtype: str) -> dict:
           or [os.environ.get("GENJAX_CONV_IMPL") or "xla"], "jax": jax.__version__}
 
 
-def worker(variant: str, task: str, steps: int, repeats: int) -> dict:
+def worker(variant: str, task: str, steps: int, repeats: int, config_name: str) -> dict:
   if variant == "diffusers":
     result = diffusers_worker(task, steps, repeats)
   else:
-    result = genjax_worker(task, steps, repeats,
+    result = genjax_worker(task, steps, repeats, config_name=config_name,
                            dtype="bfloat16" if variant == "genjax_bf16" else "float32")
   result["seconds"] = sorted(result["times"])[len(result["times"]) // 2]
   result["images_per_s"] = result["images"] / result["seconds"]
@@ -195,7 +195,8 @@ def run_worker(variant: str, task: str, args) -> dict:
     env["PYTHONPATH"] = os.pathsep.join([root, *paths])
     start = ["-m", "benchmarks.peer"]
   cmd = [sys.executable, *start, "--worker", variant, "--task", task,
-         "--train-steps", str(args.train_steps), "--ddim-repeats", str(args.ddim_repeats)]
+         "--train-steps", str(args.train_steps), "--ddim-repeats", str(args.ddim_repeats),
+         "--genjax-config", args.genjax_config]
   done = subprocess.run(cmd, env=env, capture_output=True, text=True)
   if done.returncode != 0:
     raise RuntimeError(f"{variant} {task}: {' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
@@ -237,11 +238,15 @@ def main(argv=None) -> dict:
                  "diffusers, genjax, genjax_bf16, and genjax_onednn if its glue is built)")
   p.add_argument("--tasks", default="train,ddim")
   p.add_argument("--out", default="benchmark_results/peer")
+  p.add_argument("--genjax-config", default="cifar",
+                 help="genjax's side (default cifar, the same-size peer; another config, e.g. "
+                      "tiny, only checks that the benchmark runs)")
   p.add_argument("--worker", help=argparse.SUPPRESS)
   p.add_argument("--task", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.worker:
-    print(json.dumps(worker(args.worker, args.task, args.train_steps, args.ddim_repeats)))
+    print(json.dumps(worker(args.worker, args.task, args.train_steps, args.ddim_repeats,
+                            args.genjax_config)))
     return {}
 
   from benchmarks import common  # noqa: PLC0415
@@ -301,7 +306,7 @@ def main(argv=None) -> dict:
           f"{summary[v][tasks[0]]['conv']}")
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  payload = {"benchmark": "peer", "rounds": args.rounds, "train_steps": args.train_steps,
+  payload = {"benchmark": "peer", "genjax_config": args.genjax_config, "rounds": args.rounds, "train_steps": args.train_steps,
              "ddim_repeats": args.ddim_repeats, "device": common.device_info(),
              "threads": os.cpu_count(), "summary": summary, "table": rows,
              "runs": {v: {t: [{k: x[k] for k in x if k != "times"} for x in runs[v][t]]
