@@ -1,6 +1,7 @@
 """How conv2d picks its implementation: argument, environment, autotune, backend."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -137,13 +138,11 @@ def _tiny_step_and_args():
   config = configs.load("tiny", ["data.image_size=(16, 16)", "model.base_channels=32",
                                  "model.channel_mult=(1, 2)", "model.attn_resolutions=(8,)",
                                  "model.num_heads=1", "train.batch_size=16", "mesh.data=1"])
-  *_, create = loop.build(config)
+  from genjax.train.step import train_step
+  model, spec, tx, step_cfg, create = loop.build(config)
   state = jax.eval_shape(create, jax.random.PRNGKey(0))
   batch = {"image": jax.ShapeDtypeStruct((16, 16, 16, 3), jnp.float32),
            "label": jax.ShapeDtypeStruct((16,), jnp.int32)}
-  model, spec, tx, step_cfg, _ = loop.build(config)
-  from genjax.train.step import train_step
-  import functools
   step = functools.partial(train_step, model=model, spec=spec, tx=tx, cfg=step_cfg)
   return step, state, batch
 
