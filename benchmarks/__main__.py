@@ -4,6 +4,9 @@
     python -m benchmarks train_step --configs cifar
     python -m benchmarks train_step_compare --config cifar   # before / xla / auto / onednn / winograd
     python -m benchmarks layers                              # GroupNorm, attention vs flax / jax.nn
+    python -m benchmarks peer --rounds 2                     # vs diffusers' UNet2DModel (PyTorch)
+    python -m benchmarks bf16                                # bfloat16 vs float32: loss, PSNR
+    python -m benchmarks first_step --config cifar           # cold / warm compilation cache
     python -m benchmarks all --out benchmark_results/all      # one report of all of them
     python -m benchmarks <name> --help
 """
@@ -16,7 +19,7 @@ import sys
 COMMANDS = {"conv": "conv", "train_step": "train_step",
             "train_step_compare": "train_step_compare", "sampler": "sampler",
             "memory": "memory", "fused": "fused", "comic": "comic", "layers": "layers",
-            "all": "all"}
+            "peer": "peer", "bf16": "bf16", "first_step": "first_step", "all": "all"}
 
 
 def main(argv=None) -> None:

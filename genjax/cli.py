@@ -54,6 +54,15 @@ def _cmd_train(args, overrides) -> int:
   return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
 
 
+def _cmd_tune(args, overrides) -> int:
+  from genjax import configs
+  from genjax.train import tune
+  config = configs.load(args.config, overrides)
+  configs.require_kind(config, "diffusion", args.config)
+  print(tune.tune_config(config))
+  return 0
+
+
 def _cmd_sample(args, overrides) -> int:
   from genjax.sample import run
   paths = run.sample_to_folder(
@@ -170,7 +179,10 @@ def _print_summary(summary) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="genjax", description=(
-      "genjax: a JAX engine for image generation (not the probabilistic-programming genjax)."))
+      "genjax: a JAX engine for image generation (not the probabilistic-programming genjax)."),
+      epilog="Compiled programs are cached in ~/.cache/genjax/jax ($GENJAX_CACHE_DIR/jax, "
+             "$XDG_CACHE_HOME/genjax/jax); --no-compile-cache (anywhere on the command line) "
+             "or GENJAX_COMPILE_CACHE=0 turns the cache off.")
   sub = parser.add_subparsers(dest="command", required=True)
 
   p = sub.add_parser("demo", help="train a tiny model on built-in procedural data (CPU, minutes)")
@@ -193,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
   g.add_argument("--heartbeat-timeout", type=int,
                  help="seconds until a dead peer stops the run (default 100)")
   p.set_defaults(fn=_cmd_train)
+
+  p = sub.add_parser("tune", help="measure the CPU conv autotune table for a config's train "
+                                   "step (genjax train does it on first use otherwise)")
+  _add_config_args(p, default="tiny")
+  p.set_defaults(fn=_cmd_tune)
 
   p = sub.add_parser("sample", help="sample images from a trained run (also img2img, inpainting)")
   p.add_argument("--workdir", required=True, help="the run folder (config.json, checkpoints/)")
@@ -330,13 +347,18 @@ def _known_errors() -> tuple[type[BaseException], ...]:
   return (ConfigError, CheckpointMismatchError, TrainingDiverged, ValueError, FileNotFoundError)
 
 
+NO_COMPILE_CACHE = "--no-compile-cache"
+
+
 def main(argv: list[str] | None = None) -> int:
-  from genjax.kernels import host_memory, xla_flags
-  xla_flags.apply()  # before the first jax computation starts the CPU backend
-  host_memory.apply()  # before jax starts its threads
   argv = list(sys.argv[1:] if argv is None else argv)
+  compile_cache_on = NO_COMPILE_CACHE not in argv  # a flag of every command
+  argv = [a for a in argv if a != NO_COMPILE_CACHE]
   rest, overrides = _split_overrides(argv)
   args = build_parser().parse_args(rest)
+  from genjax.kernels import process_settings
+  # Before the first jax computation starts the backend (XLA flags) and its threads (malloc).
+  process_settings.apply(compile_cache_on=compile_cache_on)
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "orbax", "jax"):
     logging.getLogger(noisy).setLevel(logging.WARNING)

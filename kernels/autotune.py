@@ -1,10 +1,12 @@
-"""Per-shape choice of the conv implementation: measured once, cached on disk as JSON.
+"""Per-shape choice of the conv implementation: measured by an explicit step, cached on disk.
 
 The table maps a `ConvKey` (backend, device kind, jax version, shape, dtype, padding,
 stride, and on the CPU the --xla_cpu_* flags in XLA_FLAGS) to the fastest implementation
-for the forward plus backward pass of that convolution. A missing entry is measured on
-first use (even while a model is being traced: the measurement compiles its own small
-programs on concrete random arrays), then written to the cache file, by default
+for the forward plus backward pass of that convolution. Tracing never measures: the
+dispatcher (genjax.kernels.conv) only reads the table with `lookup`, which answers the
+default for a missing entry and notes the key (`missing_keys`). Measuring is `choose` /
+`tune`, called outside any trace by `genjax tune` and by `genjax train` before it builds
+its step (genjax.train.runtime). The table is a JSON file, by default
 ~/.cache/genjax/conv_autotune.json (environment variable GENJAX_AUTOTUNE_CACHE
 overrides). File format, version 1:
 
@@ -18,7 +20,12 @@ overrides). File format, version 1:
 forward+backward (min, not median: on a shared CPU the minimum is the least disturbed
 estimate of what each implementation can do). "candidates" are the implementations that
 were available (a failed one has no "seconds"); an entry whose candidates differ from
-the ones available now is measured again.
+the ones available now is stale (measured again by the next tune).
+
+A run pins its choices (`pin`, from the run folder's runtime.json): pinned keys are
+answered from the pin, never from the table, so a resumed run and every process of a
+multi-process run compile the same program. `used_choices` lists what the dispatcher
+answered in this process (for the run folder).
 """
 
 import dataclasses
@@ -206,7 +213,8 @@ _memo: dict[tuple[str, str], str] = {}
 def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
            path: pathlib.Path | None = None, measure_fn: Callable | None = None,
            min_flops: float | None = None) -> str:
-  """The cached choice for `key`, measured (and cached) on first use.
+  """The cached choice for `key`, measured (and cached) if the table lacks it. Not for
+  use inside a trace (it compiles and runs programs): see `lookup`.
 
   The fastest candidate wins, unless `default` is within SWITCH_MARGIN of it.
   Returns `default` without measuring when the convolution is smaller than
@@ -219,12 +227,11 @@ def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
     return _memo[memo_key]
   if key.flops < (MIN_MEASURE_FLOPS if min_flops is None else min_flops):
     return default
-  entry = _load_or_empty(path).get(str(key))
-  # An entry measured over other candidates (say, before oneDNN was installed) is stale.
-  if entry is not None and set(entry.get("candidates", entry.get("seconds", ()))) == set(
-      candidates):
-    _memo[memo_key] = entry["impl"]
-    return entry["impl"]
+  # An entry measured over other candidates (say, before oneDNN was built) is stale.
+  cached = _table_entry(key, candidates, path)
+  if cached is not None:
+    _missing.pop(str(key), None)
+    return cached
   repeats = 5
   seconds = (measure_fn or measure)(key, candidates, repeats=repeats)
   finite = {n: s for n, s in seconds.items() if np.isfinite(s)}
@@ -241,9 +248,93 @@ def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
   except OSError as e:
     log.warning("autotune cache %s not written (%s); the choice holds for this process", path, e)
   _memo[memo_key] = impl
+  _missing.pop(str(key), None)
   return impl
 
 
+# What the dispatcher answered in this process (key string -> implementation), the keys
+# it found no table entry for, and the choices pinned by the run (key string -> name).
+_used: dict[str, str] = {}
+_missing: dict[str, "ConvKey"] = {}
+_pinned: dict[str, str] = {}
+
+
+def _table_entry(key: ConvKey, candidates, path: pathlib.Path) -> str | None:
+  """The table's implementation for `key`, if its entry was measured over `candidates`."""
+  memo_key = (str(path), str(key))
+  if memo_key in _memo:
+    return _memo[memo_key]
+  entry = _load_or_empty(path).get(str(key))
+  if entry is not None and set(entry.get("candidates", entry.get("seconds", ()))) == set(
+      candidates) and entry.get("impl") in candidates:
+    _memo[memo_key] = entry["impl"]
+    return entry["impl"]
+  return None
+
+
+def lookup(key: ConvKey, candidates, *, default: str, path: pathlib.Path | None = None,
+           min_flops: float | None = None) -> str:
+  """The choice for `key` without measuring: safe inside a trace.
+
+  A pinned choice first (if it is one of `candidates`; else `default`, logged), then the
+  table's entry; a key with no usable entry gets `default` and is noted in
+  `missing_keys()`. Convolutions below `min_flops` (default MIN_MEASURE_FLOPS) get
+  `default` and are not noted."""
+  name = str(key)
+  if _pin_key(name) in _pinned:
+    impl = _pinned[_pin_key(name)]
+    if impl not in candidates:
+      log.warning("conv %s: the run folder pins %r, not available here (%s); using %r",
+                  key, impl, ", ".join(candidates), default)
+      impl = default
+  elif key.flops < (MIN_MEASURE_FLOPS if min_flops is None else min_flops):
+    return default
+  else:
+    impl = _table_entry(key, candidates, path or cache_path())
+    if impl is None:
+      _missing[name] = key
+      impl = default
+  _used[name] = impl
+  return impl
+
+
+def _pin_key(key: str) -> str:
+  """A key string without the device kind: the processes of a multi-process run may run on
+  hosts whose CPUs are named differently, and must still pin the same choices."""
+  parts = key.split("|")
+  return "|".join(parts[:1] + parts[2:])
+
+
+def pin(choices: Mapping[str, str], *, replace: bool = False) -> None:
+  """Answers these key strings with these implementations from now on (see lookup); the
+  device kind in the key is not compared. replace: forget earlier pins first (a new run
+  in the same process)."""
+  if replace:
+    _pinned.clear()
+  _pinned.update({_pin_key(k): v for k, v in choices.items()})
+
+
+def used_choices() -> dict[str, str]:
+  """Key string -> implementation the dispatcher answered in this process."""
+  return dict(_used)
+
+
+def missing_keys() -> list[ConvKey]:
+  """The keys the dispatcher found no table entry for (answered with the default)."""
+  return list(_missing.values())
+
+
+def forget_used() -> None:
+  """Forget what the dispatcher answered and missed so far (before tracing the program
+  whose choices are to be recorded, e.g. after model init traced at batch 1)."""
+  _used.clear()
+  _missing.clear()
+
+
 def clear_memo() -> None:
-  """Forget the choices made in this process (the file stays): tests, and re-tuning."""
+  """Forget the choices made, used, missed and pinned in this process (the file stays):
+  tests, and re-tuning."""
   _memo.clear()
+  _used.clear()
+  _missing.clear()
+  _pinned.clear()

@@ -3,16 +3,20 @@
 The implementation is chosen per call, at trace time, in this order:
   1. the `impl` argument, unless None or "auto" (models pass config.kernels.conv_impl);
   2. the environment variable GENJAX_CONV_IMPL, unless unset, empty or "auto";
-  3. on the CPU, the autotune table (genjax.kernels.autotune): the implementation that
-     measured fastest, forward + backward, for this shape, dtype, padding and stride,
-     among those available ("onednn" and "winograd" need oneDNN and a C++ compiler, see
-     genjax.kernels.onednn_build, and are left out of multi-device programs, where their
-     custom calls would gather sharded operands); "winograd" when available (oneDNN's
-     direct convolution where Winograd does not apply), else "xla", is kept unless
-     another is faster by the autotune's margin;
-  4. elsewhere (GPU, TPU), "xla": cuDNN / XLA's TPU convolution, not measured.
+  3. per platform, decided when the program is lowered (`jax.lax.platform_dependent`),
+     so a program traced on a CPU host and lowered for a TPU or GPU gets that platform's:
+     - on the CPU, the autotune table (genjax.kernels.autotune), read, never measured
+       while tracing: the implementation that measured fastest, forward + backward, for
+       this shape, dtype, padding and stride, among those available ("onednn" and
+       "winograd" need the optional oneDNN glue, built by an explicit step: see
+       genjax.kernels.onednn_build; they are left out of multi-device programs, where
+       their custom calls would gather sharded operands). Without an entry (not tuned
+       yet: `genjax tune`, or `genjax train` before it builds its step) the default:
+       "winograd" when available, else "xla";
+     - elsewhere (GPU, TPU), "xla": cuDNN / XLA's TPU convolution, not measured.
 """
 
+import functools
 import os
 
 import jax
@@ -57,31 +61,62 @@ def autotune_candidates() -> dict:
   return {n: IMPLEMENTATIONS[n] for n in names}
 
 
-def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
-                impl: str | None = None, device=None) -> str:
-  """The IMPLEMENTATIONS name conv2d uses for these operands (see the module docstring)."""
+def forced_impl(impl: str | None = None) -> str | None:
+  """The implementation named by the `impl` argument or by $GENJAX_CONV_IMPL (in that
+  order), or None when both leave the choice to the dispatcher."""
   if impl not in (None, "auto"):
     return _check_name(impl, "the impl argument")
   env = os.environ.get(IMPL_ENV, "")
   if env not in ("", "auto"):
     return _check_name(env, f"${IMPL_ENV}")
-  device = device or jax.devices()[0]
-  default = DEFAULTS.get(device.platform, "xla")
-  if device.platform not in AUTOTUNED_PLATFORMS:
-    return default
+  return None
+
+
+def conv_key(x_shape, w_shape, dtype, *, stride: int, padding: str,
+             device=None) -> autotune.ConvKey | None:
+  """The autotune key of a convolution on `device` (default: the first CPU device);
+  None for symbolic shapes (jax.export), which have nothing concrete to measure."""
   if not all(isinstance(d, int) for d in (*x_shape, *w_shape)):
-    return default  # symbolic dimensions (jax.export): no concrete shape to measure
-  key = autotune.ConvKey.for_call(x_shape, w_shape, dtype, stride=stride, padding=padding,
-                                  device=device)
-  if key.flops < autotune.MIN_MEASURE_FLOPS:
-    return default  # before autotune_candidates(), which may build the oneDNN glue
+    return None
+  return autotune.ConvKey.for_call(x_shape, w_shape, dtype, stride=stride, padding=padding,
+                                   device=device or jax.devices("cpu")[0])
+
+
+def tuning_default(candidates) -> str:
+  """The implementation kept unless the autotune measures another faster by its margin.
+
+  oneDNN's Winograd, where available, is the one to beat: it ran every CIFAR UNet 3x3
+  convolution 1.3-2x faster than "xla" forward + backward, and the whole train step
+  faster than "xla" and "onednn" (benchmarks/README.md), while timings of single
+  convolutions are noisy."""
+  return "winograd" if "winograd" in candidates else DEFAULTS["cpu"]
+
+
+def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
+                impl: str | None = None, device=None, platform: str | None = None) -> str:
+  """The IMPLEMENTATIONS name conv2d uses for these operands when the program is lowered
+  for `platform` (default: `device`'s, else the default backend's). Never measures."""
+  forced = forced_impl(impl)
+  if forced is not None:
+    return forced
+  platform = platform or (device.platform if device is not None else jax.default_backend())
+  default = DEFAULTS.get(platform, "xla")
+  if platform not in AUTOTUNED_PLATFORMS:
+    return default
+  key = conv_key(x_shape, w_shape, dtype, stride=stride, padding=padding, device=device)
+  if key is None or key.flops < autotune.MIN_MEASURE_FLOPS:
+    return default  # before autotune_candidates(), which loads the oneDNN glue
   candidates = autotune_candidates()
-  # oneDNN's Winograd, where available, is the one to beat: it ran every CIFAR UNet 3x3
-  # convolution 1.3-2x faster than "xla" forward + backward, and the whole train step
-  # faster than "xla" and "onednn" (benchmarks/README.md), while the autotune's
-  # in-trace timings of single convolutions are noisy.
-  preferred = "winograd" if "winograd" in candidates else default
-  return autotune.choose(key, candidates, default=preferred)
+  return autotune.lookup(key, candidates, default=tuning_default(candidates))
+
+
+def tune(keys, *, measure_fn=None) -> dict[str, str]:
+  """Measures the autotune table's missing entries for these CPU keys (outside any
+  trace) and returns key string -> chosen implementation."""
+  candidates = autotune_candidates()
+  default = tuning_default(candidates)
+  return {str(k): autotune.choose(k, candidates, default=default, measure_fn=measure_fn)
+          for k in keys}
 
 
 def conv2d(x: jax.Array, w: jax.Array, *, stride: int = 1, padding: str = "SAME",
@@ -107,5 +142,17 @@ def conv2d(x: jax.Array, w: jax.Array, *, stride: int = 1, padding: str = "SAME"
     raise ValueError(f"conv2d: stride must be 1 or 2, got {stride}")
   if padding not in MODES:
     raise ValueError(f"conv2d: padding must be one of {MODES}, got {padding!r}")
-  name = select_impl(x.shape, w.shape, x.dtype, stride=stride, padding=padding, impl=impl)
-  return IMPLEMENTATIONS[name](x, w, stride=stride, pad_mode=padding)
+  args = dict(stride=stride, padding=padding, impl=impl)
+  forced = forced_impl(impl)
+  if forced is not None:
+    return IMPLEMENTATIONS[forced](x, w, stride=stride, pad_mode=padding)
+  backend = jax.default_backend()
+  here = select_impl(x.shape, w.shape, x.dtype, platform=backend, **args)
+  if backend != "cpu" or here == DEFAULTS["cpu"]:
+    # One implementation for every platform: nothing to decide at lowering.
+    return IMPLEMENTATIONS[here](x, w, stride=stride, pad_mode=padding)
+  # A CPU-only choice (a custom call, or a CPU-tuned decomposition): the CPU gets it, any
+  # other platform the program is lowered for gets XLA's own convolution.
+  fns = {name: functools.partial(IMPLEMENTATIONS[name], stride=stride, pad_mode=padding)
+         for name in (here, "xla")}
+  return jax.lax.platform_dependent(x, w, cpu=fns[here], default=fns["xla"])

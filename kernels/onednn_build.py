@@ -1,17 +1,22 @@
-"""Compiles kernels/conv_onednn.cc against the system's oneDNN on first use and registers
-its XLA FFI targets.
+"""The optional oneDNN glue: `build()` compiles kernels/conv_onednn.cc against the system's
+oneDNN, as an explicit step; at run time `_load()` only loads a library already built and
+registers its XLA FFI targets.
+
+    python -m genjax.kernels.onednn_build      # needs g++ and `apt install libdnnl-dev`
 
 oneDNN is the library behind PyTorch's CPU convolutions; XLA:CPU in jax 0.10 does not
 send convolutions to it. No wheel on PyPI ships a oneDNN that fits (Intel's `onednn`
 wheel is the SYCL build, 600 MB with its runtimes), so the library comes from the
 system: Debian / Ubuntu `apt install libdnnl-dev` (oneDNN 2.x or 3.x), or any install
 prefix with include/ and lib/ named by GENJAX_ONEDNN_ROOT. The C++ glue is compiled
-by $CXX (default g++) in a few seconds, once per (source, oneDNN headers, jaxlib
-version), into ~/.cache/genjax/kernels (GENJAX_KERNEL_CACHE overrides), written to a
-temporary file and renamed, so concurrent processes never load half a library.
+by $CXX (default g++) in a few seconds, per (source, jax version), into
+~/.cache/genjax/kernels (GENJAX_KERNEL_CACHE overrides), written to a temporary file and
+renamed, so concurrent processes never load half a library.
 
-Without a compiler or oneDNN, `available()` is False and says why (`status()`): the
-dispatcher then never measures or picks "onednn". GENJAX_ONEDNN=0 turns it off.
+Nothing is compiled while a model is traced, nor at any time but the explicit build:
+the default path is XLA's own convolution. Without the built library `available()` is
+False and `status()` says why in one line (the dispatcher then never picks "onednn" or
+"winograd"). GENJAX_ONEDNN=0 turns a built library off.
 """
 
 import ctypes
@@ -76,14 +81,12 @@ def _cache_dir(environ) -> pathlib.Path:
   return pathlib.Path(environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
-def library_path(tools: Toolchain, environ=None) -> pathlib.Path:
-  """Where the built library lives: named by a hash of everything it is built from."""
+def library_path(environ=None) -> pathlib.Path:
+  """Where the built library lives: named by a hash of the source and the jax version
+  (what its FFI calls must match), so finding it needs neither compiler nor headers."""
   environ = os.environ if environ is None else environ
   digest = hashlib.sha256()
-  for part in (SOURCE.read_bytes(), (tools.include_dir / HEADER).read_bytes(),
-               (tools.include_dir / "oneapi/dnnl/dnnl_config.h").read_bytes(),
-               jax.ffi.include_dir().encode(), jax.__version__.encode(),
-               tools.compiler.encode(), str(tools.lib_dir).encode()):
+  for part in (SOURCE.read_bytes(), jax.ffi.include_dir().encode(), jax.__version__.encode()):
     digest.update(part)
   return _cache_dir(environ) / f"conv_onednn-{digest.hexdigest()[:16]}.so"
 
@@ -109,20 +112,32 @@ def build(tools: Toolchain, out: pathlib.Path) -> pathlib.Path:
   return out
 
 
+def build_library(environ=None) -> pathlib.Path:
+  """The explicit build step: compiles the glue into `library_path()` unless it is there.
+  Raises OneDnnUnavailable (no compiler, no headers, a compile error)."""
+  path = library_path(environ)
+  if not path.is_file():
+    try:
+      build(find_toolchain(environ), path)
+    except subprocess.TimeoutExpired as e:
+      raise OneDnnUnavailable(f"compiling {SOURCE.name} took over {COMPILE_TIMEOUT_S} s") from e
+  return path
+
+
 @functools.cache
 def _load() -> tuple[ctypes.CDLL | None, str | None]:
-  """Builds (if needed), loads and registers the targets once per process. Returns
-  (the library, None) on success, else (None, why not)."""
+  """Loads an already built library and registers the targets, once per process; never
+  compiles. Returns (the library, None) on success, else (None, why not)."""
   if os.environ.get(OPT_OUT_ENV, "1") == "0":
     return None, f"turned off by {OPT_OUT_ENV}=0"
+  path = library_path()
+  if not path.is_file():
+    return None, ("the optional oneDNN glue is not built (XLA's convolution is used); to opt "
+                  "in: apt install libdnnl-dev g++, then python -m genjax.kernels.onednn_build")
   try:
-    tools = find_toolchain()
-    path = library_path(tools)
-    if not path.is_file():
-      build(tools, path)
     lib = ctypes.CDLL(str(path))
-  except (OneDnnUnavailable, OSError, subprocess.TimeoutExpired) as e:
-    return None, str(e)
+  except OSError as e:
+    return None, f"loading {path} failed ({e}); rebuild: python -m genjax.kernels.onednn_build"
   for name in TARGETS:
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
   return lib, None
@@ -148,3 +163,22 @@ def require() -> None:
   reason = status()
   if reason is not None:
     raise OneDnnUnavailable(f"conv2d impls 'onednn', 'winograd' are not available: {reason}")
+
+
+def main(argv=None) -> int:
+  """`python -m genjax.kernels.onednn_build`: builds the glue; one line saying where, or why not."""
+  del argv
+  try:
+    path = build_library()
+  except OneDnnUnavailable as e:
+    print(f"oneDNN glue not built, genjax stays on XLA's convolution: {e}")
+    return 1
+  _load.cache_clear()
+  reason = status()
+  print(f"built {path}" + (f"; but it does not load: {reason}" if reason else
+                           "; conv2d may now pick 'onednn' and 'winograd' (genjax tune)"))
+  return 0 if reason is None else 1
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

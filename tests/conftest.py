@@ -16,14 +16,16 @@ import time
 
 # Must be set before jax initializes its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
-from genjax.kernels import host_memory, xla_flags  # noqa: E402  (imports jax, starts no backend)
-
-xla_flags.apply()  # the tests run with the flags and malloc settings the `genjax` command sets
-host_memory.apply()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The tests' own compilation cache folder (genjax.kernels.compile_cache reads it, and so do
+# the `genjax` subprocesses the tests start), never the user's ~/.cache/genjax/jax.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"genjax-test-jax-cache-{os.getuid()}"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+from genjax.kernels import process_settings  # noqa: E402  (imports jax, starts no backend)
+
+# The tests run with the settings the `genjax` command applies: XLA:CPU flags and malloc
+# tuning (CPU backends only) and the persistent compilation cache.
+process_settings.apply()
 # The conv autotune table and the built oneDNN glue of the tests: never the user's ~/.cache.
 os.environ.setdefault("GENJAX_AUTOTUNE_CACHE", os.path.join(
     tempfile.gettempdir(), f"genjax-test-conv-autotune-{os.getuid()}.json"))

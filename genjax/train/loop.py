@@ -21,7 +21,7 @@ import tqdm
 from genjax import data, diffusion, files, models
 from genjax.image import io as image_io
 from genjax.train import (checkpoint, depth, distributed, evaluation, logbook, optimizer, plots,
-                          preview, run_config, sharding)
+                          preview, run_config, runtime, sharding)
 from genjax.train.state import create_train_state
 from genjax.train.step import StepConfig, train_step
 
@@ -148,12 +148,13 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
 
+  # Before the model is built: a resumed run pins its recorded conv choices (runtime.json).
+  recorded = runtime.restore_settings(workdir)
   model, spec, tx, step_cfg, create = build(config)
   root = jax.random.PRNGKey(config.seed)
   init_key, sample_key = jax.random.split(root)
   abstract = jax.eval_shape(create, init_key)
   shardings = sharding.state_shardings(abstract, mesh)
-  step_fn = distributed.CompiledTogether(make_step_fn(config, mesh, shardings), "train_step")
 
   loader = data.make_loader(config.data, global_batch_size=config.train.batch_size,
                             seed=config.seed, info=info)
@@ -177,6 +178,12 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   if start >= config.train.num_steps:
     log.warning("the run is at step %d, train.num_steps=%d: nothing to train", start,
                 config.train.num_steps)
+  # The first batch is fetched here (the loop uses it) so that the step can be traced,
+  # its convolutions tuned if the autotune table lacks them, and runtime.json written.
+  first_batch = global_batch(next(data_iter), mesh) if start < config.train.num_steps else None
+  step_fn = distributed.CompiledTogether(runtime.prepare_step(
+      config, workdir, lambda: make_step_fn(config, mesh, shardings), state, first_batch,
+      recorded=recorded), "train_step")
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(abstract.params))
   log.info("model: %.2fM parameters; mesh %s; global batch %d", n_params / 1e6,
            dict(mesh.shape), config.train.batch_size)
@@ -258,7 +265,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   try:
     with _StopSignal() as stop:
       for step in range(start, train_cfg.num_steps):
-        batch = global_batch(next(data_iter), mesh)
+        batch = first_batch if step == start else global_batch(next(data_iter), mesh)
         state, metrics = step_fn(state, batch)
         images_done += train_cfg.batch_size
         if pending is not None:

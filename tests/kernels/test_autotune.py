@@ -172,20 +172,42 @@ def test_failing_candidates_are_left_out(tmp_path):
                          min_flops=0) == "xla"  # nothing ran: the default
 
 
-def test_measured_inside_a_trace(monkeypatch, tmp_path):
-  """conv2d under jit measures on concrete arrays of the traced shape, caches the
-  choice, and computes the right convolution with it."""
+def test_traced_reads_then_tuned_then_used(monkeypatch, tmp_path):
+  """conv2d under jit only notes the missing key (the file is not written while
+  tracing); `conv.tune` measures it on concrete arrays outside the trace; the next trace
+  uses the entry and computes the right convolution with it."""
   path = tmp_path / "t.json"
   monkeypatch.setenv(autotune.CACHE_ENV, str(path))
   monkeypatch.delenv(conv.IMPL_ENV, raising=False)
   monkeypatch.setattr(autotune, "MIN_MEASURE_FLOPS", 0)
   rng = np.random.default_rng(0)
   x, w = rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((3, 3, 3, 4))
-  with jax.default_matmul_precision("highest"):
-    y = jax.jit(lambda x, w: conv.conv2d(x, w, padding="SPHERE"))(
-        jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))
+  args = jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)
   ref = conv2d_reference(x, w, padding="SPHERE")
-  assert np.linalg.norm(np.asarray(y, np.float64) - ref) <= 1e-5 * np.linalg.norm(ref)
+
+  def run():
+    with jax.default_matmul_precision("highest"):
+      return jax.jit(lambda x, w: conv.conv2d(x, w, padding="SPHERE"))(*args)
+
+  y = run()
+  assert not path.exists() and len(autotune.missing_keys()) == 1
+  conv.tune(autotune.missing_keys())
   (entry,) = autotune.load(path).values()
   assert entry["impl"] in conv.IMPLEMENTATIONS
   assert set(entry["seconds"]) == set(entry["candidates"]) == set(conv.autotune_candidates())
+  y = run()
+  assert list(autotune.used_choices().values()) == [entry["impl"]]
+  assert np.linalg.norm(np.asarray(y, np.float64) - ref) <= 1e-5 * np.linalg.norm(ref)
+
+
+def test_pinned_choice_wins_over_the_table(tmp_path, caplog):
+  path = tmp_path / "t.json"
+  autotune.store(path, str(KEY), {"impl": "taps", "candidates": ["taps", "xla"]})
+  two = {n: conv.IMPLEMENTATIONS[n] for n in ("xla", "taps")}
+  assert autotune.lookup(KEY, two, default="xla", path=path) == "taps"
+  autotune.pin({str(KEY): "xla"})
+  assert autotune.lookup(KEY, two, default="taps", path=path) == "xla"
+  autotune.pin({str(KEY): "winograd"})  # pinned, but not available in this process
+  with caplog.at_level(logging.WARNING, logger=autotune.__name__):
+    assert autotune.lookup(KEY, two, default="xla", path=path) == "xla"
+  assert "winograd" in caplog.text and autotune.used_choices() == {str(KEY): "xla"}

@@ -1,6 +1,7 @@
 """How conv2d picks its implementation: argument, environment, autotune, backend."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -23,11 +24,11 @@ def tuned(monkeypatch):
   """Autotune answers "taps" and records that it was asked."""
   asked = []
 
-  def choose(key, candidates, *, default):
+  def lookup(key, candidates, *, default):
     asked.append(key)
     return "taps"
 
-  monkeypatch.setattr(autotune, "choose", choose)
+  monkeypatch.setattr(autotune, "lookup", lookup)
   monkeypatch.setattr(autotune, "MIN_MEASURE_FLOPS", 0)  # every size asks the table
   monkeypatch.delenv(conv.IMPL_ENV, raising=False)
   return asked
@@ -59,13 +60,15 @@ def test_bad_environment_value_names_the_variable(tuned, monkeypatch):
     conv.select_impl(**SHAPES)
 
 
-@pytest.mark.parametrize("platform", ["gpu", "tpu"])
+@pytest.mark.parametrize("platform", ["gpu", "cuda", "rocm", "tpu"])
 def test_other_backends_use_xla_unmeasured(tuned, platform):
   assert conv.select_impl(**SHAPES, device=FakeDevice(platform)) == "xla"
+  assert conv.select_impl(**SHAPES, platform=platform) == "xla"
   assert not tuned
 
 
 def test_conv2d_calls_the_selected_implementation(tuned, monkeypatch):
+  monkeypatch.setenv(conv.IMPL_ENV, "taps")  # outside a trace platform_dependent runs eagerly
   calls = []
 
   def spy(x, w, *, stride, pad_mode):
@@ -95,7 +98,7 @@ def test_symbolic_batch_uses_the_default_without_measuring(monkeypatch):
 
 def test_small_convolutions_use_the_default_without_asking(monkeypatch):
   asked = []
-  monkeypatch.setattr(autotune, "choose", lambda key, candidates, *, default: asked.append(key))
+  monkeypatch.setattr(autotune, "lookup", lambda key, candidates, *, default: asked.append(key))
   monkeypatch.delenv(conv.IMPL_ENV, raising=False)
   assert conv.select_impl((1, 4, 4, 2), (3, 3, 2, 3), jnp.float32, stride=1,
                           padding="SAME") == conv.DEFAULTS["cpu"]
@@ -105,7 +108,7 @@ def test_small_convolutions_use_the_default_without_asking(monkeypatch):
 def test_winograd_is_the_default_to_beat_where_available(monkeypatch):
   from genjax.kernels import onednn_build
   defaults = []
-  monkeypatch.setattr(autotune, "choose",
+  monkeypatch.setattr(autotune, "lookup",
                       lambda key, candidates, *, default: defaults.append(default) or default)
   monkeypatch.delenv(conv.IMPL_ENV, raising=False)
   monkeypatch.setattr(onednn_build, "status", lambda: None)
@@ -117,3 +120,87 @@ def test_winograd_is_the_default_to_beat_where_available(monkeypatch):
   monkeypatch.setattr(onednn_build, "status", lambda: "not installed")
   assert conv.select_impl(**SHAPES) == "xla"
   assert defaults == ["winograd", "xla", "xla"]
+
+
+class CountingMeasure:
+  def __init__(self):
+    self.calls = 0
+
+  def __call__(self, key, candidates, *, repeats):
+    self.calls += 1
+    return {n: 1e-3 for n in candidates}
+
+
+def _tiny_step_and_args():
+  """The train step of a small UNet and abstract (state, batch) arguments."""
+  from genjax import configs
+  from genjax.train import loop
+  config = configs.load("tiny", ["data.image_size=(16, 16)", "model.base_channels=32",
+                                 "model.channel_mult=(1, 2)", "model.attn_resolutions=(8,)",
+                                 "model.num_heads=1", "train.batch_size=16", "mesh.data=1"])
+  from genjax.train.step import train_step
+  model, spec, tx, step_cfg, create = loop.build(config)
+  state = jax.eval_shape(create, jax.random.PRNGKey(0))
+  batch = {"image": jax.ShapeDtypeStruct((16, 16, 16, 3), jnp.float32),
+           "label": jax.ShapeDtypeStruct((16,), jnp.int32)}
+  step = functools.partial(train_step, model=model, spec=spec, tx=tx, cfg=step_cfg)
+  return step, state, batch
+
+
+@pytest.fixture
+def empty_table(monkeypatch, tmp_path):
+  monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "table.json"))
+  monkeypatch.delenv(conv.IMPL_ENV, raising=False)
+  monkeypatch.setattr(autotune, "MIN_MEASURE_FLOPS", 0)  # every convolution asks the table
+  counter = CountingMeasure()
+  monkeypatch.setattr(autotune, "measure", counter)
+  autotune.clear_memo()
+  yield tmp_path / "table.json", counter
+  autotune.clear_memo()
+
+
+def test_lowering_for_tpu_from_a_cpu_host_never_measures(empty_table):
+  """Default settings (auto, empty table): tracing and lowering for TPU run no timing,
+  the keys are only noted as missing, and the TPU program has no CPU custom call."""
+  path, counter = empty_table
+  step, state, batch = _tiny_step_and_args()
+  lowered = jax.jit(step).trace(state, batch).lower(lowering_platforms=("tpu",))
+  assert counter.calls == 0 and not path.exists()
+  assert autotune.missing_keys()  # noted, for `genjax tune`
+  assert "custom_call_target = \"genjax" not in lowered.as_text()
+
+
+def test_a_cpu_choice_is_lowered_for_the_cpu_only(empty_table, monkeypatch):
+  """A table entry naming a CPU-only implementation: the CPU program runs it, a TPU
+  program lowered from the same trace runs XLA's convolution."""
+  calls = []
+
+  def marked(x, w, *, stride, pad_mode):  # "xla" plus an op XLA cannot remove
+    calls.append(x.shape)
+    return conv.conv2d_xla(x, w, stride=stride, pad_mode=pad_mode) + jax.lax.reduce_precision(
+        jnp.zeros((), x.dtype), exponent_bits=5, mantissa_bits=2)
+
+  monkeypatch.setitem(conv.IMPLEMENTATIONS, "taps", marked)
+  x, w = jax.ShapeDtypeStruct((2, 8, 8, 4), jnp.float32), jax.ShapeDtypeStruct((3, 3, 4, 4),
+                                                                               jnp.float32)
+  key = conv.conv_key(x.shape, w.shape, x.dtype, stride=1, padding="SAME")
+  autotune.pin({str(key): "taps"})
+  traced = jax.jit(lambda x, w: conv.conv2d(x, w)).trace(x, w)
+  assert calls  # traced once, both branches staged
+  assert "reduce_precision" in traced.lower(lowering_platforms=("cpu",)).as_text()
+  assert "reduce_precision" not in traced.lower(lowering_platforms=("tpu",)).as_text()
+  assert conv.select_impl(x.shape, w.shape, x.dtype, stride=1, padding="SAME",
+                          platform="tpu") == "xla"
+  assert empty_table[1].calls == 0
+
+
+def test_tune_measures_the_missing_keys_once(empty_table):
+  path, counter = empty_table
+  x = (4, 8, 8, 4)
+  conv.select_impl(x, (3, 3, 4, 4), jnp.float32, stride=1, padding="SAME", platform="cpu")
+  (key,) = autotune.missing_keys()
+  choices = conv.tune(autotune.missing_keys())
+  assert counter.calls == 1 and set(choices) == {str(key)} and not autotune.missing_keys()
+  assert autotune.load(path)[str(key)]["impl"] == choices[str(key)]
+  conv.tune([key])
+  assert counter.calls == 1

@@ -36,19 +36,32 @@ def test_failed_build_reports_the_compiler_and_leaves_no_file(tmp_path, monkeypa
 
 
 def test_library_name_follows_the_source(tmp_path, monkeypatch):
-  include = tmp_path / "include"
-  (include / "oneapi" / "dnnl").mkdir(parents=True)
-  for name in ("dnnl.hpp", "dnnl_config.h"):
-    (include / "oneapi" / "dnnl" / name).write_text("// v1\n")
   src = tmp_path / "a.cc"
   src.write_text("int a;\n")
   monkeypatch.setattr(onednn_build, "SOURCE", src)
-  tools = onednn_build.Toolchain("g++", include, None)
-  env = {onednn_build.CACHE_ENV: str(tmp_path / "cache")}
-  first = onednn_build.library_path(tools, env)
-  assert first.parent == tmp_path / "cache" and first == onednn_build.library_path(tools, env)
+  env = {onednn_build.CACHE_ENV: str(tmp_path / "cache"), "PATH": str(tmp_path)}
+  first = onednn_build.library_path(env)  # no compiler on that PATH: not needed to find it
+  assert first.parent == tmp_path / "cache" and first == onednn_build.library_path(env)
   src.write_text("int b;\n")
-  assert onednn_build.library_path(tools, env) != first
+  assert onednn_build.library_path(env) != first
+
+
+def test_loading_never_compiles(tmp_path, monkeypatch):
+  """Not built: one line naming the opt-in step; no compiler run, no file written."""
+  def no_compiling(*args, **kwargs):
+    raise AssertionError("compiled at load time")
+  monkeypatch.setattr(onednn_build, "build", no_compiling)
+  monkeypatch.setattr(onednn_build.subprocess, "run", no_compiling)
+  monkeypatch.setenv(onednn_build.CACHE_ENV, str(tmp_path / "empty"))
+  monkeypatch.delenv(onednn_build.OPT_OUT_ENV, raising=False)
+  onednn_build._load.cache_clear()  # pylint: disable=protected-access
+  try:
+    reason = onednn_build.status()
+    assert "not built" in reason and "python -m genjax.kernels.onednn_build" in reason
+    assert "\n" not in reason and not (tmp_path / "empty").exists()
+    assert "winograd" not in conv.available_implementations()
+  finally:
+    onednn_build._load.cache_clear()  # pylint: disable=protected-access
 
 
 def test_unavailable_onednn_is_never_chosen_and_names_why_when_forced(monkeypatch):

@@ -1,0 +1,84 @@
+"""runtime.json: the conv choices and the environment of a run, recorded when it starts and
+used again when it resumes, whatever the autotune table says by then."""
+
+import json
+
+import pytest
+
+from genjax import configs
+from genjax.kernels import autotune, conv
+from genjax.train import loop, runtime
+
+
+class FakeMeasure:
+  """autotune.measure stand-in: `fastest` wins by far; counts its calls."""
+
+  def __init__(self, fastest):
+    self.fastest, self.calls = fastest, 0
+
+  def __call__(self, key, candidates, *, repeats):
+    self.calls += 1
+    return {n: (1e-3 if n == self.fastest else 1.0) for n in candidates}
+
+
+@pytest.fixture
+def fresh_tuning(monkeypatch, tmp_path):
+  monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "table.json"))
+  monkeypatch.setenv(conv.IMPL_ENV, "auto")
+  monkeypatch.delenv(conv.IMPL_ENV)  # teardown restores the variable's absence
+  monkeypatch.setattr(autotune, "MIN_MEASURE_FLOPS", 0)  # the tiny model's convs are tuned
+  autotune.clear_memo()
+  yield tmp_path
+  autotune.clear_memo()
+
+
+def _config(tiny_overrides, steps):
+  return configs.load("tiny", list(tiny_overrides) + [
+      f"train.num_steps={steps}", "train.checkpoint_every=1", "train.sample_every=1000"])
+
+
+@pytest.mark.slow  # two short training runs with their own programs (~1 min on 2 idle cores)
+def test_choices_recorded_then_pinned_on_resume(fresh_tuning, tiny_overrides, monkeypatch):
+  workdir = fresh_tuning / "run"
+  first = FakeMeasure("taps")
+  monkeypatch.setattr(autotune, "measure", first)
+  loop.train(_config(tiny_overrides, 1), workdir, progress=False)
+  record = json.loads((workdir / runtime.FILE).read_text())
+  choices = record["conv"]["choices"]
+  assert first.calls >= 1 and choices and set(choices.values()) == {"taps"}
+  assert (record["version"], record["backend"], record["conv"]["setting"]) == (1, "cpu", "auto")
+  assert "XLA_FLAGS" in record["environment"]
+  assert record["process_settings"]["compile_cache"]["enabled"] is True
+
+  # The table is gone and would now pick "xla": the resumed run uses the recorded "taps",
+  # measuring nothing.
+  (fresh_tuning / "table.json").unlink()
+  autotune.clear_memo()
+  later = FakeMeasure("xla")
+  monkeypatch.setattr(autotune, "measure", later)
+  loop.train(_config(tiny_overrides, 2), workdir, progress=False)
+  assert later.calls == 0
+  used = autotune.used_choices()  # the step's, and (unpinned) init's and the preview's
+  assert {k: used[k] for k in choices} == choices
+  assert json.loads((workdir / runtime.FILE).read_text()) == record  # written once
+
+
+def test_environment_override_recorded_and_reused(fresh_tuning, tiny_overrides, monkeypatch):
+  workdir = fresh_tuning / "run"
+  monkeypatch.setenv(conv.IMPL_ENV, "gemm")
+  autotune.forget_used()
+  runtime.files.write_json(workdir / runtime.FILE, runtime.record(_config(tiny_overrides, 1)))
+  record = json.loads((workdir / runtime.FILE).read_text())
+  assert record["conv"]["setting"] == "gemm" and record["conv"]["source"] == conv.IMPL_ENV
+  assert record["environment"][conv.IMPL_ENV] == "gemm" and record["conv"]["choices"] == {}
+  monkeypatch.delenv(conv.IMPL_ENV)
+  recorded = runtime.restore_settings(workdir)  # what a resume does first
+  assert recorded == record
+  import os
+  assert os.environ[conv.IMPL_ENV] == "gemm"
+
+
+def test_bad_runtime_file_is_named(tmp_path):
+  (tmp_path / runtime.FILE).write_text('{"version": 7}')
+  with pytest.raises(ValueError, match="runtime.json: not a version-1"):
+    runtime.read(tmp_path)
