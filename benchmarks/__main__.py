@@ -15,6 +15,8 @@ import importlib
 import pathlib
 import sys
 
+import benchmarks
+
 # name -> module under benchmarks/, each with main(argv).
 COMMANDS = {"conv": "conv", "train_step": "train_step",
             "train_step_compare": "train_step_compare", "sampler": "sampler",
@@ -30,6 +32,7 @@ def main(argv=None) -> None:
   name, rest = argv[0], argv[1:]
   if name not in COMMANDS:
     sys.exit(f"unknown benchmark {name!r}; valid: {', '.join(COMMANDS)}")
+  benchmarks.setup()   # before the benchmark's first jax computation
   module = importlib.import_module(f"benchmarks.{COMMANDS[name]}")
   if not {"-h", "--help"} & set(rest):
     print(f"benchmarks: results go to {results_location(rest)}", flush=True)

@@ -182,4 +182,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+  import benchmarks
+  benchmarks.setup()
   main()

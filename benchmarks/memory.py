@@ -58,4 +58,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  import benchmarks
+  benchmarks.setup()
   main()

@@ -3,6 +3,7 @@
 
 import pytest
 
+import benchmarks
 from benchmarks import __main__ as bench_main
 from benchmarks import conv
 
@@ -10,6 +11,9 @@ from benchmarks import conv
 @pytest.mark.parametrize("torch_installed", [False, True])
 def test_conv_says_where_and_why_no_torch(tmp_path, monkeypatch, capsys, torch_installed):
   monkeypatch.chdir(tmp_path)
+  # The benchmarks' process settings turn the compilation cache off for the whole process;
+  # this test process keeps the tests' settings.
+  monkeypatch.setattr(benchmarks, "setup", lambda: {})
   monkeypatch.setattr(conv, "torch_available", lambda: torch_installed)
   args = ["conv", "--shapes", "1x8x8x4->4", "--dtypes", "float32", "--impls", "xla",
           "--passes", "fwd", "--repeats", "1"]

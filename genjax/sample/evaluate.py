@@ -1,6 +1,7 @@
 """`genjax eval`: metrics of generated images (a run's samples, or a folder) against real ones."""
 
 import os
+import pathlib
 
 import jax
 
