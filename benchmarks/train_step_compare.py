@@ -38,7 +38,6 @@ VARIANTS = {  # name -> (environment overrides, --conv-impl)
     "auto": ({}, "auto"),
     "onednn": ({}, "onednn"),
     "winograd": ({}, "winograd"),
-    "winograd_jax": ({}, "winograd_jax"),
 }
 
 

@@ -22,14 +22,12 @@ from genjax.kernels.conv_gemm import conv2d_gemm
 from genjax.kernels.conv_onednn import conv2d_onednn
 from genjax.kernels.conv_taps import conv2d_taps
 from genjax.kernels.conv_winograd import conv2d_winograd
-from genjax.kernels.conv_winograd_jax import conv2d_winograd_jax
 from genjax.kernels.conv_xla import conv2d_xla
 from genjax.kernels.padding import MODES
 
 # name -> fn(x, w, *, stride, pad_mode) -> y; every entry meets the contract of conv2d.
 IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps, "gemm": conv2d_gemm,
-                   "onednn": conv2d_onednn, "winograd": conv2d_winograd,
-                   "winograd_jax": conv2d_winograd_jax}
+                   "onednn": conv2d_onednn, "winograd": conv2d_winograd}
 # The implementations that need the oneDNN glue (genjax.kernels.onednn_build).
 NEEDS_ONEDNN = ("onednn", "winograd")
 IMPL_ENV = "GENJAX_CONV_IMPL"
