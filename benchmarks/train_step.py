@@ -1,7 +1,7 @@
 """Train-step benchmark: images/s, compile time and memory for the tiny and CIFAR configs.
 
     python -m benchmarks.train_step [--configs tiny,cifar] [--steps 10] [--conv-impl xla]
-        [--json out/train_step.json]
+        [--set model.remat=True --set train.compute_dtype=bfloat16] [--json out/train_step.json]
 
 --conv-impl before_conv_core: the models' convolution before the conv core existed.
 
@@ -46,6 +46,7 @@ def bench_config(name: str, *, steps: int, conv_impl: str | None, overrides=()) 
   step_s = common.median(times)
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(abstract.params))
   return {"config": name, "conv_impl": conv_impl or config.kernels.conv_impl,
+          "overrides": " ".join(overrides),
           "params_m": n_params / 1e6, "batch": b, "image_size": f"{h}x{w}",
           "step_ms": 1e3 * step_s, "images_per_s": b / step_s, "compile_s": compile_s,
           "memory": common.memory_analysis(compiled), "peak_rss_mb": common.peak_rss_bytes() / 2**20,
@@ -58,11 +59,13 @@ def main(argv=None) -> dict:
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--conv-impl", default=None, help="force a conv implementation (default: "
                  f"config); {BEFORE_CONV_CORE!r}: the convolution before the conv core")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="a config override (repeatable), e.g. model.remat=True")
   p.add_argument("--json", default="benchmark_results/train_step.json")
   args = p.parse_args(argv)
   if args.conv_impl == BEFORE_CONV_CORE:  # a benchmark-only implementation, this process only
     conv.IMPLEMENTATIONS[BEFORE_CONV_CORE] = conv2d_before_conv_core
-  rows = [bench_config(n, steps=args.steps, conv_impl=args.conv_impl)
+  rows = [bench_config(n, steps=args.steps, conv_impl=args.conv_impl, overrides=args.set)
           for n in args.configs.split(",")]
   for r in rows:
     r["temp_mb"] = r["memory"].get("temp", 0) / 2**20
