@@ -321,6 +321,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  import benchmarks
-  benchmarks.setup()
+  if __package__:   # `-m benchmarks.peer` (genjax workers); the diffusers worker runs as a
+    import benchmarks  # bare script, without the repository on its path or genjax's settings
+    benchmarks.setup()
   main()
