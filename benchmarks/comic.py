@@ -33,12 +33,12 @@ def _bytes(mem: dict) -> int:
 def load_or_init(model: str | None, config_path: str):
   """(translator, trained?) from a training workdir, or the config's architecture at init."""
   from genjax import configs
-  from genjax.apps.comic import train_translator, translator
+  from genjax.apps.comic import translator, translator_data, translator_step_config
   if model:
     return translator.load_translator(model), True
   config = configs.load(config_path)
-  cfg = train_translator.StepSettings.from_config(config).model
-  return translator.Translator(cfg, translator.init_params(cfg, train_translator.make_key(0))), \
+  cfg = translator_step_config.StepConfig.from_config(config).model
+  return translator.Translator(cfg, translator.init_params(cfg, translator_data.make_key(0))), \
       False
 
 

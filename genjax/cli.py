@@ -15,6 +15,29 @@ class _Parser(argparse.ArgumentParser):
     self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+  """The flags of a training command (genjax.train.loop): resume and multi-process."""
+  p.add_argument("--accept-config-change", action="store_true",
+                 help="resume although the config differs from the run's config.json (the "
+                      "change is recorded in config_changes.jsonl and config.json updated)")
+  g = p.add_argument_group("multi-process (every process runs the same command)")
+  g.add_argument("--distributed", action="store_true",
+                 help="join a process group detected from the cluster (TPU pod, SLURM, Open MPI)")
+  g.add_argument("--coordinator", help="host:port of process 0 (env GENJAX_COORDINATOR_ADDRESS)")
+  g.add_argument("--num-processes", type=int, help="env GENJAX_NUM_PROCESSES")
+  g.add_argument("--process-id", type=int, help="env GENJAX_PROCESS_ID")
+  g.add_argument("--heartbeat-timeout", type=int,
+                 help="seconds until a dead peer stops the run (default 100)")
+
+
+def _init_distributed(args) -> None:
+  from genjax.train import distributed
+  distributed.initialize(distributed.DistributedSettings.from_args_and_env(
+      enabled=args.distributed, coordinator_address=args.coordinator,
+      num_processes=args.num_processes, process_id=args.process_id,
+      heartbeat_timeout_s=args.heartbeat_timeout))
+
+
 def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
   p.add_argument("--config", default=default,
                  help="built-in config name (tiny, cifar, base) or a .py file with get_config(); "
@@ -42,13 +65,10 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _cmd_train(args, overrides) -> int:
   from genjax import configs
-  from genjax.train import distributed, loop
+  from genjax.train import loop
   config = configs.load(args.config, overrides)
   configs.require_kind(config, "diffusion", args.config)
-  distributed.initialize(distributed.DistributedSettings.from_args_and_env(
-      enabled=args.distributed, coordinator_address=args.coordinator,
-      num_processes=args.num_processes, process_id=args.process_id,
-      heartbeat_timeout_s=args.heartbeat_timeout))
+  _init_distributed(args)
   summary = loop.train(config, args.workdir, accept_config_change=args.accept_config_change)
   _print_summary(summary)
   return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
@@ -147,8 +167,11 @@ def _cmd_train_comic(args, overrides) -> int:
   from genjax.apps.comic.train_translator import train_translator
   config = configs.load(args.config, overrides)
   configs.require_kind(config, "translator", args.config)
-  result = train_translator(config, args.workdir)
-  print(json.dumps(result, indent=1))
+  _init_distributed(args)
+  result = train_translator(config, args.workdir, accept_config_change=args.accept_config_change)
+  import jax
+  if jax.process_index() == 0:
+    print(json.dumps(result, indent=1))
   return 0
 
 
@@ -193,17 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("train", help="train or resume a diffusion model")
   _add_config_args(p, default="tiny")
   p.add_argument("--workdir", required=True, help="run folder: checkpoints, metrics, samples")
-  p.add_argument("--accept-config-change", action="store_true",
-                 help="resume although the config differs from the run's config.json (the "
-                      "change is recorded in config_changes.jsonl and config.json updated)")
-  g = p.add_argument_group("multi-process (every process runs the same command)")
-  g.add_argument("--distributed", action="store_true",
-                 help="join a process group detected from the cluster (TPU pod, SLURM, Open MPI)")
-  g.add_argument("--coordinator", help="host:port of process 0 (env GENJAX_COORDINATOR_ADDRESS)")
-  g.add_argument("--num-processes", type=int, help="env GENJAX_NUM_PROCESSES")
-  g.add_argument("--process-id", type=int, help="env GENJAX_PROCESS_ID")
-  g.add_argument("--heartbeat-timeout", type=int,
-                 help="seconds until a dead peer stops the run (default 100)")
+  _add_run_args(p)
   p.set_defaults(fn=_cmd_train)
 
   p = sub.add_parser("tune", help="measure the CPU conv autotune table for a config's train "
@@ -335,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("train-comic", help="train the neural comic translator (paired / unpaired)")
   _add_config_args(p, "comic_tiny")
   p.add_argument("--workdir", required=True)
+  _add_run_args(p)
   p.set_defaults(fn=_cmd_train_comic)
   return parser
 

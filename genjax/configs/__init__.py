@@ -140,10 +140,11 @@ def load(name_or_path: str = "tiny", overrides=()) -> ml_collections.ConfigDict:
   return config
 
 
-def from_json(text: str, *, source: str = "config.json") -> ml_collections.ConfigDict:
-  """A config saved by a run (`config.to_json()`), rebuilt on the base config and locked."""
+def from_json(text: str, *, source: str = "config.json",
+              base: ml_collections.ConfigDict | None = None) -> ml_collections.ConfigDict:
+  """A config saved by a run (`config.to_json()`), rebuilt on `base` (default: the base
+  diffusion config; it is changed) and locked."""
   import json
-  from genjax.configs import base
 
   def leaves(d, prefix=""):
     for k, v in d.items():
@@ -152,7 +153,10 @@ def from_json(text: str, *, source: str = "config.json") -> ml_collections.Confi
       else:
         yield f"{prefix}{k}", v
 
-  config = base.get_config()
+  if base is None:
+    from genjax.configs import base as base_module
+    base = base_module.get_config()
+  config = base
   config.lock()
   try:
     apply_overrides(config, list(leaves(json.loads(text))))

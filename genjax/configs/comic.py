@@ -44,13 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.max_image_pixels = 100_000_000
 
   c.train = ml_collections.ConfigDict()
+  c.train.trainer = "comic_translator"  # genjax.train's trainer (genjax.apps.comic.train_translator)
   c.train.mode = "paired"             # "paired" | "unpaired"
   c.train.batch_size = 16
   c.train.num_steps = 50_000
   c.train.time_limit_minutes = 0.0    # > 0: stop (checkpoint, export) after this wall time
-  # Optimizer steps per compiled call (lax.scan). 1 on CPU: XLA:CPU runs convolution
-  # gradients inside a loop ~10x slower than outside one.
-  c.train.steps_per_call = 1
   c.train.learning_rate = 1e-3
   c.train.warmup_steps = 500
   c.train.end_lr_fraction = 0.05
@@ -65,6 +63,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 5000
   c.train.keep_checkpoints = 2
   c.train.eval_every = 5000           # held-out PSNR (paired targets); 0 = at the end only
+  c.train.sample_every = 5000         # samples/step_*.png: photo | translation pairs
+  c.train.num_sample_images = 8       # photos in that grid
+  c.train.max_nonfinite_in_row = 20   # non-finite steps in a row before the run stops
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1                    # devices on the data axis (-1: all / fsdp)
+  c.mesh.fsdp = 1                     # devices parameters are split over
 
   c.loss = ml_collections.ConfigDict()
   # paired

@@ -3,8 +3,7 @@
 The README's numbers (held-out PSNR against the procedural renderer) come from this
 config, trained in under ten minutes of wall time on a shared 2-core CPU:
 
-  python -c "from genjax import configs; from genjax.apps.comic.train_translator import \
-train_translator; train_translator(configs.load('genjax/configs/comic_tiny.py'), 'runs/ct')"
+  genjax train-comic --config genjax/configs/comic_tiny.py --workdir runs/ct
 
 Photos: procedural landscapes, plus tiles of scikit-image's bundled photos when it is
 installed (the `examples` extra), as the README examples are; data.heldout_skimage
@@ -36,4 +35,5 @@ def get_config():
   c.train.log_every = 500
   c.train.checkpoint_every = 2000
   c.train.eval_every = 0
+  c.train.sample_every = 1000
   return c

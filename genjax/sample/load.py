@@ -1,70 +1,20 @@
 """Loading a trained run (its config and EMA parameters) from a work folder."""
 
-import contextlib
-import logging
 import pathlib
 
-import grain
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
 from genjax import configs, diffusion, models
 from genjax.train import checkpoint
 from genjax.sample.sampler import make_sampler
 
 
-def _single_device_target(metadata_tree):
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                      metadata_tree)
-
-
-class _DropReadOnlyNotice(logging.Filter):
-  def filter(self, record):
-    return not record.getMessage().startswith("Given directory is read only")
-
-
-@contextlib.contextmanager
-def _quiet_read_only_notice():
-  """Orbax logs a warning for every read-only manager; loading a model is not a warning."""
-  notice = _DropReadOnlyNotice()
-  logger = logging.getLogger("absl")
-  logger.addFilter(notice)
-  try:
-    yield
-  finally:
-    logger.removeFilter(notice)
-
-
 def restore_subtrees(workdir, names=("ema_params",), *, step: int | None = None) -> dict:
   """{name: tree} of TrainState fields (params, ema_params, opt_state, step, ...) at `step`
   (default: latest), restored onto one local device whatever mesh and process count
-  the run was trained with."""
-  directory = (pathlib.Path(workdir) / "checkpoints").absolute()
-  # Every item of the step gets its handler (else Orbax warns, twice, that "data" could not be
-  # restored), and the read-only options are given as Orbax would force them (else it warns
-  # about each one it changes).
-  with _quiet_read_only_notice():
-    manager = ocp.CheckpointManager(
-        directory,
-        item_handlers={"state": ocp.PyTreeCheckpointHandler(),
-                       "data": grain.checkpoint.CheckpointHandler()},
-        options=ocp.CheckpointManagerOptions(read_only=True, create=False,
-                                             save_interval_steps=0))
-  try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{directory} holds no checkpoint")
-    metadata = manager.item_metadata(step)["state"]
-    metadata = getattr(metadata, "tree", metadata)
-    target = {name: _single_device_target(metadata[name]) for name in names}
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-        item=target, partial_restore=True,
-        restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
-  finally:
-    manager.close()
-  return dict(restored["state"])
+  the run was trained with (checkpoint.restore_subtrees of the run's checkpoints/)."""
+  return checkpoint.restore_subtrees(pathlib.Path(workdir) / "checkpoints", names, step=step)
 
 
 def load_run(workdir, *, step: int | None = None, ema: bool = True):

@@ -1,6 +1,11 @@
 """Checkpoints through Orbax's CheckpointManager: the TrainState and, beside it,
 the Grain iterator state of every process, so a resumed run continues with
-exactly the batch that would have come next.
+exactly the batch that would have come next (a trainer whose step draws its own
+batches from the step's key saves the state alone: `with_data=False`).
+
+Every Orbax read and write of the package goes through this module: run checkpoints
+(Checkpointer), read-only restores of a few state fields (restore_subtrees) and single
+pytrees such as an exported network (save_tree, restore_tree).
 
 Orbax writes each step into a temporary directory and renames it when complete,
 so a crash mid-save never leaves a step that looks finished. A step damaged afterwards
@@ -9,6 +14,7 @@ moved aside to `damaged/<step>-<reason>` (never deleted) and the run resumes fro
 newest intact step.
 """
 
+import contextlib
 import dataclasses
 import logging
 import pathlib
@@ -48,10 +54,11 @@ def _one_line(e: BaseException) -> str:
   return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _missing_part(step_dir: pathlib.Path) -> Damaged | None:
+def _missing_part(step_dir: pathlib.Path, *, with_data: bool = True) -> Damaged | None:
   """The named reason when a whole part of a step folder is gone (cheaper than restoring)."""
   step = int(step_dir.name)
-  for part, slug in (("state", "state-missing"), ("data", "data-missing")):
+  parts = (("state", "state-missing"), ("data", "data-missing"))[:2 if with_data else 1]
+  for part, slug in parts:
     if not (step_dir / part).is_dir():
       return Damaged(step, slug, f"{part}/ is missing")
   if not (step_dir / "state" / "_METADATA").is_file():
@@ -83,30 +90,39 @@ def describe_mismatch(saved, expected) -> list[str]:
   return lines
 
 
-class Checkpointer:
-  """Saves every `every` steps (asynchronously), keeps the last `keep`."""
+def _manager(directory: pathlib.Path, options, *, state_handler) -> ocp.CheckpointManager:
+  """The package's one CheckpointManager: items "state" (the TrainState) and "data" (the
+  Grain iterators; every step folder that has it gets its handler, or Orbax warns)."""
+  return ocp.CheckpointManager(
+      directory, options=options,
+      item_handlers={"state": state_handler, "data": grain.checkpoint.CheckpointHandler()})
 
-  def __init__(self, directory: str | pathlib.Path, *, every: int, keep: int):
+
+class Checkpointer:
+  """Saves every `every` steps (asynchronously), keeps the last `keep`.
+
+  with_data=False: steps hold the state alone (no iterator is passed to save / restore).
+  """
+
+  def __init__(self, directory: str | pathlib.Path, *, every: int, keep: int,
+               with_data: bool = True):
     self.directory = pathlib.Path(directory).absolute()
-    self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(
-            save_interval_steps=every, max_to_keep=keep, create=True,
-            cleanup_tmp_directories=True),
-        item_handlers={"state": ocp.StandardCheckpointHandler(),
-                       "data": grain.checkpoint.CheckpointHandler()})
+    self.with_data = with_data
+    self.manager = _manager(self.directory, ocp.CheckpointManagerOptions(
+        save_interval_steps=every, max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+        state_handler=ocp.StandardCheckpointHandler())
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def save(self, step: int, state, data_iterator, *, force: bool = False) -> bool:
+  def save(self, step: int, state, data_iterator=None, *, force: bool = False) -> bool:
     """Starts an asynchronous save; returns whether one was started."""
-    return self.manager.save(
-        step, force=force,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                data=grain.checkpoint.CheckpointSave(data_iterator)))
+    items = {"state": ocp.args.StandardSave(state)}
+    if self.with_data:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+    return self.manager.save(step, force=force, args=ocp.args.Composite(**items))
 
-  def restore_intact(self, abstract_state, data_iterator, *, move_damaged: bool = True):
+  def restore_intact(self, abstract_state, data_iterator=None, *, move_damaged: bool = True):
     """(state, step, damaged): restores the newest step that reads back whole (see `restore`).
 
     Each newer damaged step is logged on one line (step and reason) and, when `move_damaged`
@@ -116,7 +132,7 @@ class Checkpointer:
     """
     damaged = []
     for step in sorted(self.manager.all_steps(), reverse=True):
-      problem = _missing_part(self.directory / str(step))
+      problem = _missing_part(self.directory / str(step), with_data=self.with_data)
       if problem is None:
         try:
           state = self.restore(abstract_state, data_iterator, step)
@@ -155,7 +171,7 @@ class Checkpointer:
     shutil.move(self.directory / str(d.step), dest)
     return dest
 
-  def restore(self, abstract_state, data_iterator, step: int | None = None):
+  def restore(self, abstract_state, data_iterator=None, step: int | None = None):
     """Restores the state (sharded as `abstract_state`'s shardings say) and the iterator.
 
     Raises CheckpointMismatchError listing every mismatched parameter path.
@@ -168,10 +184,10 @@ class Checkpointer:
       raise CheckpointMismatchError(
           f"checkpoint {self.directory / str(step)} does not fit this model; "
           "mismatched parameters:\n" + "\n".join(lines))
-    restored = self.manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                      data=grain.checkpoint.CheckpointRestore(data_iterator)))
-    return restored["state"]
+    items = {"state": ocp.args.StandardRestore(abstract_state)}
+    if self.with_data:
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+    return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
@@ -179,6 +195,76 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+class _DropReadOnlyNotice(logging.Filter):
+  def filter(self, record):
+    return not record.getMessage().startswith("Given directory is read only")
+
+
+@contextlib.contextmanager
+def _quiet_read_only_notice():
+  """Orbax logs a warning for every read-only manager; loading a model is not a warning."""
+  notice = _DropReadOnlyNotice()
+  logger = logging.getLogger("absl")
+  logger.addFilter(notice)
+  try:
+    yield
+  finally:
+    logger.removeFilter(notice)
+
+
+def _single_device_target(metadata_tree):
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                      metadata_tree)
+
+
+def restore_subtrees(directory, names=("ema_params",), *, step: int | None = None) -> dict:
+  """{name: tree} of state fields (params, ema_params, opt_state, step, ...) of the run
+  checkpoints in `directory` at `step` (default: latest), restored onto one local device
+  whatever mesh and process count the run was trained with; nothing is written."""
+  directory = pathlib.Path(directory).absolute()
+  # The read-only options are given as Orbax would force them (else it warns about each).
+  with _quiet_read_only_notice():
+    manager = _manager(directory, ocp.CheckpointManagerOptions(
+        read_only=True, create=False, save_interval_steps=0),
+        state_handler=ocp.PyTreeCheckpointHandler())
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"{directory} holds no checkpoint")
+    metadata = manager.item_metadata(step)["state"]
+    metadata = getattr(metadata, "tree", metadata)
+    target = {name: _single_device_target(metadata[name]) for name in names}
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, partial_restore=True,
+        restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
+  finally:
+    manager.close()
+  return dict(restored["state"])
+
+
+def save_tree(path, tree) -> pathlib.Path:
+  """Writes one pytree (host arrays) to the folder `path`, replacing it; Orbax writes a
+  temporary folder and renames it, so a crash leaves the old tree or the new one."""
+  path = pathlib.Path(path).absolute()
+  with ocp.StandardCheckpointer() as ckpt:
+    ckpt.save(path, jax.device_get(tree), force=True)
+    ckpt.wait_until_finished()
+  return path
+
+
+def restore_tree(path, abstract_tree):
+  """The pytree saved by save_tree at `path`, of the structure of `abstract_tree`
+  (jax.eval_shape output). Raises CheckpointMismatchError naming the folder and why."""
+  path = pathlib.Path(path).absolute()
+  with ocp.StandardCheckpointer() as ckpt:
+    try:
+      return ckpt.restore(path, abstract_tree)
+    except Exception as e:  # Orbax raises several types for missing or mismatched trees
+      raise CheckpointMismatchError(f"{path}: cannot restore ({type(e).__name__}: {e})") \
+          from None
 
 
 def all_finite(tree) -> bool:

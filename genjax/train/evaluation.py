@@ -12,12 +12,11 @@ import pathlib
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from genjax import files
 from genjax.metrics import evaluate as ev
 from genjax.metrics import features
-from genjax.train import distributed, preview
+from genjax.train import checkpoint, distributed, preview
 
 # Metrics where larger is better; every other logged metric is lower-is-better.
 _HIGHER_IS_BETTER = ("precision", "recall")
@@ -70,11 +69,8 @@ class BestCheckpoint:
     self.higher_is_better = self.metric.removeprefix("eval/") in _HIGHER_IS_BETTER
     self.directory = pathlib.Path(workdir).absolute() / "best"
     self.record_path = self.directory / "best.json"
-    self.manager = ocp.CheckpointManager(
-        self.directory / "checkpoints",
-        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
-                                             cleanup_tmp_directories=True),
-        item_handlers={"state": ocp.StandardCheckpointHandler()})
+    self.checkpointer = checkpoint.Checkpointer(self.directory / "checkpoints", every=1, keep=1,
+                                                with_data=False)
     self.best = None
     if self.record_path.is_file():
       self.best = json.loads(self.record_path.read_text())
@@ -95,9 +91,8 @@ class BestCheckpoint:
     value = results[self.metric]
     if not self.is_better(value):
       return False
-    self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
-                      force=True)
-    self.manager.wait_until_finished()
+    self.checkpointer.save(step, state, force=True)
+    self.checkpointer.wait()
     self.best = {"metric": self.metric, "value": value, "step": step}
     if jax.process_index() == 0:
       config = self.directory.parent / "config.json"
@@ -107,5 +102,4 @@ class BestCheckpoint:
     return True
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+    self.checkpointer.close()

@@ -21,7 +21,7 @@ import tqdm
 from genjax import data, diffusion, files, models
 from genjax.image import io as image_io
 from genjax.train import (checkpoint, depth, distributed, evaluation, logbook, optimizer, plots,
-                          preview, run_config, runtime, sharding)
+                          preview, run_config, runtime, sharding, trainers)
 from genjax.train.state import create_train_state
 from genjax.train.step import StepConfig, train_step
 
@@ -125,10 +125,90 @@ def _has_steps(directory: pathlib.Path) -> bool:
   return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
 
 
+class DiffusionTrainer:
+  """The default trainer (see genjax.train.trainers): a diffusion or depth model on a Grain
+  pipeline, its train step `step.train_step`, DDIM sample grids, sample-quality evaluation."""
+
+  def __init__(self, config):
+    self.config = config
+    self.info = data.dataset_info(config.data)
+    self.skipped_files = [list(s) for s in self.info.skipped]
+
+  def base_config(self):
+    return None   # run_config's default: genjax.configs.base
+
+  def check(self, mesh) -> None:
+    config, info = self.config, self.info
+    _check_batch(config, mesh)
+    if config.data.class_labels and config.model.num_classes != len(info.class_names):
+      raise ValueError(f"model.num_classes={config.model.num_classes} but the folder "
+                       f"{config.data.path} has {len(info.class_names)} classes")
+
+  def build(self) -> None:
+    self.model, self.spec, _, self.step_cfg, self.create_state = build(self.config)
+    loader = data.make_loader(self.config.data, global_batch_size=self.config.train.batch_size,
+                              seed=self.config.seed, info=self.info)
+    self._data_iter = iter(loader)
+
+  def data_iterator(self):
+    return self._data_iter
+
+  def next_batch(self, mesh):
+    return global_batch(next(self._data_iter), mesh)
+
+  def make_step_fn(self, mesh, state_shardings):
+    return make_step_fn(self.config, mesh, state_shardings)
+
+  def make_preview_fn(self, mesh):
+    config, model = self.config, self.model
+    if self.step_cfg.objective == "depth":      # held-out rooms beside their predicted depth
+      return depth.make_preview_fn(model, mesh, num_images=config.train.num_sample_images,
+                                   image_shape=tuple(config.data.image_size))
+    return preview.make_preview_fn(
+        model, self.spec, mesh, num_images=config.train.num_sample_images,
+        steps=config.train.sample_steps, image_shape=tuple(config.data.image_size),
+        num_classes=config.model.num_classes, cond_channels=config.model.cond_channels)
+
+  def make_evaluator(self, mesh, workdir):
+    if self.config.train.eval_every <= 0:
+      return None
+    return _Evaluation(self.config, self.model, self.spec, mesh, workdir)
+
+  def finish(self, state, workdir) -> None:
+    pass
+
+
+class _Evaluation:
+  """Sample-quality metrics of the EMA parameters, and the best checkpoint by one of them."""
+
+  def __init__(self, config, model, spec, mesh, workdir):
+    self.evaluator = evaluation.Evaluator(config, model, spec, mesh)
+    self.best = None
+    if config.train.keep_best_by:
+      self.best = evaluation.BestCheckpoint(workdir, config.train.keep_best_by,
+                                            config.train.eval_metrics)
+
+  def __call__(self, state, key) -> dict:
+    results = self.evaluator(state.ema_params, key)
+    step = int(state.step)
+    if self.best is not None and self.best.update(step, results, state):
+      log.info("step %d: best %s so far; saved to %s", step, self.best.metric,
+               self.best.directory)
+    return results
+
+  def close(self) -> None:
+    if self.best is not None:
+      self.best.close()
+
+
+trainers.register("diffusion", DiffusionTrainer)
+
+
 def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
-          accept_config_change: bool = False) -> RunSummary:
+          accept_config_change: bool = False, trainer=None) -> RunSummary:
   """Trains (or resumes) the run in `workdir`. Returns its summary; see module docstring.
 
+  `trainer`: a trainer class (genjax.train.trainers); default the one train.trainer names.
   A bad config value, or (on resume) a config that differs from the run's config.json in a
   key outside `run_config.FREE_ON_RESUME`, raises ConfigError before anything is written or
   compiled; `accept_config_change` accepts such a change and records it in the run folder.
@@ -137,30 +217,28 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   is_main = jax.process_index() == 0
   run_config.check_values(config)
   mesh = sharding.make_mesh(config.mesh)
-  _check_batch(config, mesh)
-  info = data.dataset_info(config.data)
-  if config.data.class_labels and config.model.num_classes != len(info.class_names):
-    raise ValueError(f"model.num_classes={config.model.num_classes} but the folder "
-                     f"{config.data.path} has {len(info.class_names)} classes")
+  trainer = (trainer or trainers.get(trainers.name_of(config)))(config)
+  trainer.check(mesh)
   config_diff = {}
   if _has_steps(workdir / "checkpoints"):
-    config_diff = run_config.check_resume(workdir, config, accept=accept_config_change)
+    config_diff = run_config.check_resume(workdir, config, accept=accept_config_change,
+                                          base=trainer.base_config())
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
 
   # Before the model is built: a resumed run pins its recorded conv choices (runtime.json).
   recorded = runtime.restore_settings(workdir)
-  model, spec, tx, step_cfg, create = build(config)
+  trainer.build()
+  create = trainer.create_state
   root = jax.random.PRNGKey(config.seed)
   init_key, sample_key = jax.random.split(root)
   abstract = jax.eval_shape(create, init_key)
   shardings = sharding.state_shardings(abstract, mesh)
 
-  loader = data.make_loader(config.data, global_batch_size=config.train.batch_size,
-                            seed=config.seed, info=info)
-  data_iter = iter(loader)
+  data_iter = trainer.data_iterator()
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.train.checkpoint_every,
-                                 keep=config.train.keep_checkpoints)
+                                 keep=config.train.keep_checkpoints,
+                                 with_data=data_iter is not None)
   if ckpt.latest_step() is not None:
     target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, shardings)
@@ -180,23 +258,15 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
                 config.train.num_steps)
   # The first batch is fetched here (the loop uses it) so that the step can be traced,
   # its convolutions tuned if the autotune table lacks them, and runtime.json written.
-  first_batch = global_batch(next(data_iter), mesh) if start < config.train.num_steps else None
+  first_batch = trainer.next_batch(mesh) if start < config.train.num_steps else None
   step_fn = distributed.CompiledTogether(runtime.prepare_step(
-      config, workdir, lambda: make_step_fn(config, mesh, shardings), state, first_batch,
+      config, workdir, lambda: trainer.make_step_fn(mesh, shardings), state, first_batch,
       recorded=recorded), "train_step")
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(abstract.params))
   log.info("model: %.2fM parameters; mesh %s; global batch %d", n_params / 1e6,
            dict(mesh.shape), config.train.batch_size)
 
-  if step_cfg.objective == "depth":      # held-out rooms beside their predicted depth
-    preview_fn = depth.make_preview_fn(model, mesh, num_images=config.train.num_sample_images,
-                                       image_shape=tuple(config.data.image_size))
-  else:
-    preview_fn = preview.make_preview_fn(
-        model, spec, mesh, num_images=config.train.num_sample_images,
-        steps=config.train.sample_steps, image_shape=tuple(config.data.image_size),
-        num_classes=config.model.num_classes, cond_channels=config.model.cond_channels)
-  sample_fn = distributed.CompiledTogether(preview_fn, "preview")
+  sample_fn = distributed.CompiledTogether(trainer.make_preview_fn(mesh), "preview")
 
   def write_samples(state):
     images = sample_fn(state.ema_params, jax.random.fold_in(sample_key, state.step))
@@ -207,24 +277,18 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
       image_io.save_grid(workdir / "samples.png", np.asarray(images), value_range=(-1.0, 1.0))
 
   book = logbook.Logbook(workdir, resume_step=start, enabled=is_main)
-  evaluator = best = None
-  if config.train.eval_every > 0:
-    evaluator = evaluation.Evaluator(config, model, spec, mesh)
-    if config.train.keep_best_by:
-      best = evaluation.BestCheckpoint(workdir, config.train.keep_best_by,
-                                       config.train.eval_metrics)
+  evaluator = trainer.make_evaluator(mesh, workdir)
   eval_key = jax.random.fold_in(sample_key, 1)
 
   def evaluate(state):
     # The same key at every evaluation: the curve then reflects the model, not the draw.
-    results = evaluator(state.ema_params, eval_key)
+    results = evaluator(state, eval_key)
     step = int(state.step)
     book.write(step, results)
     log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-    if best is not None and best.update(step, results, state):
-      log.info("step %d: best %s so far; saved to %s", step, best.metric, best.directory)
   lr_at = optimizer.learning_rate_schedule(config.train)
   train_cfg = config.train
+  time_limit = 60.0 * train_cfg.get("time_limit_minutes", 0.0)
   window, in_row, last_loss = [], 0, None
   t_start = t_window = time.perf_counter()
   images_done = 0
@@ -239,7 +303,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
     in_row = 0 if finite else in_row + 1
     if finite:
       last_loss = float(m["loss"])
-      window.append((last_loss, float(m["grad_norm"])))
+      window.append({k: float(v) for k, v in m.items() if k != "finite"})
     else:
       log.warning("step %d: non-finite loss or gradient (%s); update skipped", step, m["loss"])
     if in_row >= train_cfg.max_nonfinite_in_row:
@@ -251,10 +315,11 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
       now = time.perf_counter()
       n_steps = max(len(window), 1)
       ips = n_steps * train_cfg.batch_size / max(now - t_window, 1e-9)
-      record = {"loss": float(np.mean([w[0] for w in window])) if window else float("nan"),
-                "grad_norm": float(np.mean([w[1] for w in window])) if window else float("nan"),
-                "learning_rate": float(lr_at(step)), "images_per_second": ips,
-                "skipped_steps": int(jax.device_get(state.skipped))}
+      names = [k for k in m if k != "finite"]
+      record = {k: float(np.mean([w[k] for w in window])) if window else float("nan")
+                for k in names}
+      record.update({"learning_rate": float(lr_at(step)), "images_per_second": ips,
+                     "skipped_steps": int(jax.device_get(state.skipped))})
       book.write(step, record)
       bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{ips:.0f}")
       window, t_window = [], now
@@ -265,7 +330,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   try:
     with _StopSignal() as stop:
       for step in range(start, train_cfg.num_steps):
-        batch = first_batch if step == start else global_batch(next(data_iter), mesh)
+        batch = first_batch if step == start else trainer.next_batch(mesh)
         state, metrics = step_fn(state, batch)
         images_done += train_cfg.batch_size
         if pending is not None:
@@ -277,6 +342,14 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
           write_samples(state)
         if evaluator is not None and (step + 1) % train_cfg.eval_every == 0:
           evaluate(state)
+        if time_limit and time.perf_counter() - t_start > time_limit:
+          # Every process must stop at the same step (collective saves): on one process
+          # the clock decides; several processes ignore the limit.
+          if jax.process_count() == 1 and step + 1 < train_cfg.num_steps:
+            log.warning("train.time_limit_minutes reached at step %d of %d", step + 1,
+                        train_cfg.num_steps)
+            interrupted = "time_limit"
+            break
         if stop.received:
           interrupted = stop.received
           break
@@ -290,15 +363,16 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
     bar.close()
     ckpt.close()
     book.close()
-    if best is not None:
-      best.close()
+    if evaluator is not None:
+      evaluator.close()
 
   seconds = time.perf_counter() - t_start
   summary = RunSummary(
       workdir=str(workdir), start_step=start, final_step=final, final_loss=last_loss,
       skipped_steps=int(jax.device_get(state.skipped)),
-      skipped_files=[list(s) for s in info.skipped], seconds=seconds,
+      skipped_files=trainer.skipped_files, seconds=seconds,
       images_per_second=images_done / max(seconds, 1e-9), interrupted_by=interrupted)
+  trainer.finish(state, workdir)   # every process (it may gather); it writes on process 0
   if is_main:
     records = logbook.read_records(book.path)
     plots.plot_loss_curve(records, workdir / "loss.png")

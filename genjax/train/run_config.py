@@ -31,6 +31,7 @@ FREE_ON_RESUME = frozenset({
     "train.max_nonfinite_in_row", "train.eval_every", "train.eval_metrics",
     "train.eval_num_images", "train.eval_batch_size", "train.eval_sample_steps",
     "train.keep_best_by", "data.worker_count", "mesh.data", "mesh.fsdp", "kernels.conv_impl",
+    "train.time_limit_minutes",
 })
 
 # Integer keys and their least valid value (what the value counts, for the message).
@@ -102,18 +103,20 @@ def describe(diff: dict[str, tuple]) -> str:
   return "; ".join(f"{k} {json.dumps(a)} -> {json.dumps(b)}" for k, (a, b) in diff.items())
 
 
-def read_saved(workdir: pathlib.Path) -> dict | None:
-  """The run's config.json, normalised onto today's base config (None if there is none)."""
+def read_saved(workdir: pathlib.Path, base=None) -> dict | None:
+  """The run's config.json, normalised onto today's defaults (None if there is none):
+  `base` (a ConfigDict of the run's kind), default genjax.configs.base."""
   path = pathlib.Path(workdir) / CONFIG_FILE
   if not path.is_file():
     return None
-  return flatten(configs.from_json(path.read_text(), source=str(path)))
+  return flatten(configs.from_json(path.read_text(), source=str(path), base=base))
 
 
-def check_resume(workdir: pathlib.Path, config, *, accept: bool) -> dict[str, tuple]:
-  """The changes from the run's config.json; raises ConfigChangedError for changes outside
-  FREE_ON_RESUME unless `accept`. {} when the folder has no config.json."""
-  saved = read_saved(workdir)
+def check_resume(workdir: pathlib.Path, config, *, accept: bool, base=None) -> dict[str, tuple]:
+  """The changes from the run's config.json (read onto `base`, see read_saved); raises
+  ConfigChangedError for changes outside FREE_ON_RESUME unless `accept`. {} when the
+  folder has no config.json."""
+  saved = read_saved(workdir, base)
   if saved is None:
     return {}
   diff = changes(saved, config)

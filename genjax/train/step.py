@@ -103,6 +103,17 @@ def _grads(params, batch, key, *, model, spec, cfg: StepConfig):
   return jax.tree.map(lambda a: a / n, (loss, grads))
 
 
+def keep_if_finite(finite: jax.Array, new, old):
+  """`new` where the bool scalar `finite` holds, else `old`, leaf by leaf: the non-finite
+  guard of every trainer's step (a NaN or Inf loss or gradient changes nothing)."""
+  return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+
+
+def ema_update(params, ema_params, decay: float):
+  """The exponential moving average after one step: decay * ema + (1 - decay) * params."""
+  return optax.incremental_update(params, ema_params, 1.0 - decay)
+
+
 def train_step(state: TrainState, batch, *, model, spec, tx: optax.GradientTransformation,
                cfg: StepConfig):
   """One optimizer step. A non-finite loss or gradient leaves the state as it was.
@@ -119,16 +130,12 @@ def train_step(state: TrainState, batch, *, model, spec, tx: optax.GradientTrans
 
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  ema_params = optax.incremental_update(params, state.ema_params, 1.0 - cfg.ema_decay)
-
-  def keep_if_finite(new, old):
-    return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
-
+  ema_params = ema_update(params, state.ema_params, cfg.ema_decay)
   new_state = state.replace(
       step=state.step + 1,
-      params=keep_if_finite(params, state.params),
-      ema_params=keep_if_finite(ema_params, state.ema_params),
-      opt_state=keep_if_finite(opt_state, state.opt_state),
+      params=keep_if_finite(finite, params, state.params),
+      ema_params=keep_if_finite(finite, ema_params, state.ema_params),
+      opt_state=keep_if_finite(finite, opt_state, state.opt_state),
       skipped=state.skipped + (~finite).astype(jnp.int32),
   )
   metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite.astype(jnp.int32)}

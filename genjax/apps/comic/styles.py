@@ -94,7 +94,7 @@ _COMMON_RANGES = (("smoothing", 0.0, 1.0), ("smooth_radius", 0.0, 1e4), ("smooth
                   ("line_threshold", 0.0, 1.0), ("line_sharpness", 0.0, 1e6))
 
 
-def _smooth(images, knobs):
+def edge_preserving_smooth(images, knobs):
   """Guided filter with the image as its own guide; strength from knobs.smoothing in [0, 1]."""
   s = jnp.clip(knobs.smoothing, 0.0, 1.0)
   radius = jnp.round(s * knobs.smooth_radius).astype(jnp.int32)
@@ -158,7 +158,7 @@ def comic_layers(images, knobs: ComicKnobs, *, origin, palette):
   palette: [B, n_colors, 3] sRGB, from render.fit_palette (k-means in OKLab).
   """
   del origin  # no screen pattern in this style
-  smooth = _smooth(images, knobs)
+  smooth = edge_preserving_smooth(images, knobs)
   labels = quantize.assign_palette(smooth, palette)
   # Majority vote over a small window removes the speckle k-means leaves where a smooth
   # gradient crosses a cluster boundary (O(1) per pixel per colour via box filters).
@@ -238,7 +238,7 @@ class MangaKnobs(_KnobsMixin):
 def manga_layers(images, knobs: MangaKnobs, *, origin, palette):
   """The `manga` style: XDoG ink, banded screentone, solid blacks in the darkest band."""
   del palette  # no colour
-  smooth = _smooth(images, knobs)
+  smooth = edge_preserving_smooth(images, knobs)
   grey = color.lightness(smooth)
   level = box_filter(grey, jnp.round(knobs.cleanup_radius).astype(jnp.int32))
   index, band_tone = screentone.tone_bands(

@@ -5,23 +5,17 @@ paired loss terms, and the inputs of the unpaired (White-box Cartoonization) los
 the discriminators' grey representations and the content loss's filtered image.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
 import jax
 import jax.numpy as jnp
 import optax
 
 from genjax.apps.comic import discriminator as disc_lib
 from genjax.apps.comic import render as render_lib
-from genjax.apps.comic import translator as tr
-from genjax.apps.comic.styles import STYLES, _smooth
+from genjax.apps.comic.styles import STYLES, edge_preserving_smooth
+from genjax.apps.comic.translator_config import HEADS, TranslatorConfig
+from genjax.apps.comic.translator_step_config import StepConfig
 from genjax.image import cartoon_reps, color, quantize, screentone
 from genjax.image.box_filter import as_bhwc, box_filter
-
-if TYPE_CHECKING:  # annotations only: train_translator imports this module
-  from genjax.apps.comic.train_translator import StepSettings
 
 
 def manga_coverage(images: jax.Array, knobs) -> jax.Array:
@@ -32,7 +26,7 @@ def manga_coverage(images: jax.Array, knobs) -> jax.Array:
   test_translator.py checks the two agree): the translator learns this smooth map and
   draws the screen itself. Solid black (band 0) gets 1.
   """
-  grey = color.lightness(_smooth(images, knobs))
+  grey = color.lightness(edge_preserving_smooth(images, knobs))
   level = box_filter(grey, jnp.round(knobs.cleanup_radius).astype(jnp.int32))
   _, band_tone = screentone.tone_bands(jnp.clip(level + as_bhwc(knobs.exposure), 0.0, 1.0),
                                        knobs.tone_levels)
@@ -40,7 +34,7 @@ def manga_coverage(images: jax.Array, knobs) -> jax.Array:
   return jnp.clip((1.0 - band_tone) * (n - 1.0) / jnp.maximum(n - 2.0, 1.0), 0.0, 1.0)
 
 
-def render_targets(images: jax.Array, config: tr.TranslatorConfig, knobs):
+def render_targets(images: jax.Array, config: TranslatorConfig, knobs):
   """Procedural layers of images (as render.render_layers, inside jit) and head targets.
 
   Returns (layers {"ink", "flat", "tone"}, {head name: target [B, H, W, n]}).
@@ -74,12 +68,12 @@ def grad_l1(a: jax.Array, b: jax.Array) -> jax.Array:
   return (jnp.mean(jnp.abs(d[:, 1:] - d[:, :-1])) + jnp.mean(jnp.abs(d[:, :, 1:] - d[:, :, :-1])))
 
 
-def paired_losses(logits, pred_image, layers_t, heads_t, settings: StepSettings):
+def paired_losses(logits, pred_image, layers_t, heads_t, settings: StepConfig):
   """dict of the paired loss terms (unweighted) for generator outputs and targets."""
   image_t = render_lib.compose(layers_t)
   out, i = {}, 0
   bce = []
-  for name, n in tr.HEADS[settings.model.style]:
+  for name, n in HEADS[settings.model.style]:
     ce = optax.sigmoid_binary_cross_entropy(logits[..., i:i + n], heads_t[name])
     if name == "tone":  # the coverage under solid black is invisible: not learned
       ce = ce * heads_t["paper"]
@@ -91,7 +85,7 @@ def paired_losses(logits, pred_image, layers_t, heads_t, settings: StepSettings)
   return out, image_t
 
 
-def representations(images, key, settings: StepSettings) -> dict[str, jax.Array]:
+def representations(images, key, settings: StepConfig) -> dict[str, jax.Array]:
   """Grayscale inputs of each discriminator."""
   reps = {}
   if "image" in settings.disc_names:
@@ -104,5 +98,15 @@ def representations(images, key, settings: StepSettings) -> dict[str, jax.Array]
 
 
 def content(images: jax.Array, style: str, radius: int) -> jax.Array:
+  """What the content loss compares: box-filtered colour (palette styles) or lightness."""
   x = images if STYLES[style].uses_palette else color.lightness(images)
   return box_filter(x, radius)
+
+
+def content_loss(pred: jax.Array, photos: jax.Array, settings: StepConfig) -> jax.Array:
+  """The unpaired content term (unweighted): L1 between the filtered output and photo.
+
+  pred, photos: [B, H, W, 3] in [0, 1]. Returns a float32 scalar.
+  """
+  style, radius = settings.model.style, settings.content_radius
+  return jnp.mean(jnp.abs(content(pred, style, radius) - content(photos, style, radius)))

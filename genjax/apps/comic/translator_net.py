@@ -10,26 +10,14 @@ runs at full resolution): space-to-depth by `patch` -> 3x3 conv -> stride-2 conv
 each further level -> residual blocks at the coarsest level -> per level a 3x3 conv to
 4x channels and depth-to-space, plus the encoder skip -> a 3x3 head to patch^2 outputs
 per layer channel -> depth-to-space. Every convolution goes through genjax.kernels.conv2d.
-
-The config (translator.TranslatorConfig) comes from translator.py, which imports this
-module; so this one imports it for annotations only, and defines TranslatorError (which
-translator.py re-exports).
 """
-
-from typing import TYPE_CHECKING
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genjax.apps.comic.translator_config import TranslatorConfig, TranslatorError
 from genjax.models.layers import Conv
-
-if TYPE_CHECKING:  # annotations only: translator.py imports this module
-  from genjax.apps.comic.translator import TranslatorConfig
-
-
-class TranslatorError(ValueError):
-  """A translator file, knob or input that cannot be used; the message names it."""
 
 
 def space_to_depth(x: jax.Array, r: int) -> jax.Array:
@@ -78,7 +66,7 @@ class Generator(nn.Module):
 
   H and W must be multiples of config.align() (translate pads to them).
   """
-  config: "TranslatorConfig"
+  config: TranslatorConfig
 
   @nn.compact
   def __call__(self, images: jax.Array, cond: jax.Array) -> jax.Array:

@@ -249,7 +249,7 @@ def test_examples(tmp_path, monkeypatch):
 def test_model_translator(inputs, tmp_path):
   """--model: the neural translator draws the layers; its style and knobs are checked."""
   from genjax.apps.comic import translator as tr
-  from genjax.apps.comic.train_translator import make_key
+  from genjax.apps.comic.translator_data import make_key
   cfg = tr.TranslatorConfig(style="manga", channels=(8, 16), num_res_blocks=1)
   tr.save_translator(tmp_path / "model", tr.Translator(cfg, tr.init_params(cfg, make_key(0))))
   out = tmp_path / "out"

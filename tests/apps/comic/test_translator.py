@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from genjax import configs
+from genjax.train import logbook, run_config
 from genjax.apps.comic import discriminator as disc_lib
 from genjax.apps.comic import render
 from genjax.apps.comic import train_translator as train_lib
@@ -18,6 +19,8 @@ from genjax.apps.comic import translator as tr
 from genjax.apps.comic import translator_data as data_lib
 from genjax.apps.comic import translator_losses as losses_lib
 from genjax.apps.comic import translator_net as net_lib
+from genjax.apps.comic import translator_step as step_lib
+from genjax.apps.comic.translator_step_config import StepConfig
 from genjax.apps.comic import translator_tiles as tiles_lib
 from genjax.apps.comic.examples import procedural_photo
 from genjax.apps.comic.styles import TONE_PATTERNS
@@ -26,15 +29,15 @@ from genjax.apps.comic.styles import TONE_PATTERNS
 CFG = tr.TranslatorConfig(style="manga", channels=(8, 16), num_res_blocks=1, patch=2)
 TINY = ("model.channels=(8, 16)", "model.num_res_blocks=1", "data.num_photos=8",
         "data.photo_size=(48, 48)", "data.crop_size=32", "data.heldout=0", "train.batch_size=4",
-        "train.warmup_steps=1", "train.log_every=1", "train.checkpoint_every=0",
+        "train.warmup_steps=1", "train.log_every=1", "train.checkpoint_every=1000",
         "model.disc_features=(8, 16)", "data.source=procedural", "data.heldout_skimage=()")
 
 
 def random_params(config=CFG, seed=0):
   """Initial parameters plus noise: zero-initialized FiLM and residual branches join in."""
-  params = tr.init_params(config, train_lib.make_key(seed))
+  params = tr.init_params(config, data_lib.make_key(seed))
   leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(train_lib.make_key(seed + 1), len(leaves))
+  keys = jax.random.split(data_lib.make_key(seed + 1), len(leaves))
   return jax.tree.unflatten(tree, [p + 0.1 * jax.random.normal(k, p.shape)
                                    for p, k in zip(leaves, keys)])
 
@@ -144,7 +147,7 @@ def test_translate_photo_tiled_equals_whole(translator):
 
 def test_manga_coverage_reproduces_the_renderers_tone():
   x = jnp.asarray(np.stack([photo(48, 64, 0), photo(48, 64, 3)]) / 255.0, jnp.float32)
-  knobs = data_lib.sample_knobs(train_lib.make_key(0), CFG, 2)
+  knobs = data_lib.sample_knobs(data_lib.make_key(0), CFG, 2)
   layers, heads = jax.jit(functools.partial(losses_lib.render_targets, config=CFG))(x, knobs=knobs)
   expected = render.render_layers(x, "manga", jax.tree.map(np.asarray, knobs))
   for name in ("ink", "flat", "tone"):
@@ -158,8 +161,8 @@ def test_manga_coverage_reproduces_the_renderers_tone():
 
 def test_discriminator_shape_and_spectral_norm():
   d = disc_lib.PatchDiscriminator((8, 16, 16))
-  x = jax.random.uniform(train_lib.make_key(0), (2, 32, 48, 1))
-  variables = d.init(train_lib.make_key(1), x, update_stats=False)
+  x = jax.random.uniform(data_lib.make_key(0), (2, 32, 48, 1))
+  variables = d.init(data_lib.make_key(1), x, update_stats=False)
   assert d.apply(variables, x, update_stats=False).shape == (2, 4, 6, 1)
   stats = variables["batch_stats"]
   step = jax.jit(lambda s: d.apply({"params": variables["params"], "batch_stats": s}, x,
@@ -189,12 +192,14 @@ def test_gan_losses_closed_forms():
 
 def _setup(overrides=()):
   config = configs.load("genjax/configs/comic_tiny.py", list(TINY) + list(overrides))
-  settings = train_lib.StepSettings.from_config(config)
-  g_tx, d_tx = train_lib.make_optimizers(config)
-  state = jax.jit(functools.partial(train_lib.create_state, settings=settings, g_tx=g_tx,
-                                    d_tx=d_tx))(train_lib.make_key(0))
-  step = jax.jit(functools.partial(train_lib.train_step, settings=settings, g_tx=g_tx,
-                                   d_tx=d_tx))
+  settings = StepConfig.from_config(config)
+  g_tx, d_tx = step_lib.make_optimizers(config)
+  state = jax.jit(functools.partial(step_lib.create_state, settings=settings, g_tx=g_tx,
+                                    d_tx=d_tx))(data_lib.make_key(0))
+  train_step = jax.jit(functools.partial(step_lib.train_step, settings=settings, g_tx=g_tx,
+                                         d_tx=d_tx))
+  step = lambda state, photos, comics: train_step(  # noqa: E731
+      state, {"photos": photos, "comics": comics})
   return config, state, step
 
 
@@ -226,25 +231,34 @@ def test_unpaired_step_updates_both_players():
 
 
 def test_train_translator_learns_resumes_exactly_and_loads(tmp_path):
-  """Paired training with the PatchGAN: the loss falls; a run resumed from its step-16
-  checkpoint ends exactly where the uninterrupted run ended; the export loads."""
+  """Paired training with the PatchGAN through genjax.train's loop: the loss falls; a run
+  resumed from its step-16 checkpoint ends exactly where the uninterrupted run ended, with
+  the same logged losses; a changed config is refused on resume; the export loads."""
   config = configs.load("genjax/configs/comic_tiny.py", list(TINY) + [
       "loss.adversarial=0.1", "train.learning_rate=0.005", "train.num_steps=32",
       "train.checkpoint_every=16", "train.keep_checkpoints=3"])
   result = train_lib.train_translator(config, tmp_path, progress=False)
   assert result["step"] == 32
-  rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
+  rows = logbook.read_records(tmp_path / "metrics.jsonl")
   losses = [r["loss"] for r in rows]
   assert set(rows[-1]) >= {"layers", "image_l1", "edge", "psnr", "g_image", "d_image"}
   assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
   whole = tr.load_translator(tmp_path)
-  assert whole.config == train_lib.StepSettings.from_config(config).model
+  assert whole.config == StepConfig.from_config(config).model
   # As if the run had been killed after step 16: resume from that checkpoint.
   shutil.rmtree(tmp_path / "checkpoints" / "32")
   shutil.rmtree(tmp_path / "translator")
+  changed = configs.load("genjax/configs/comic_tiny.py", list(TINY) + [
+      "loss.adversarial=0.2", "train.learning_rate=0.005", "train.num_steps=32",
+      "train.checkpoint_every=16", "train.keep_checkpoints=3"])
+  with pytest.raises(run_config.ConfigChangedError, match=r"loss.adversarial 0.1 -> 0.2"):
+    train_lib.train_translator(changed, tmp_path, progress=False)
   assert train_lib.train_translator(config, tmp_path, progress=False)["step"] == 32
-  steps = [json.loads(r)["step"] for r in (tmp_path / "log.jsonl").read_text().splitlines()]
-  assert steps == list(range(1, 33)) + list(range(17, 33))
+  resumed_rows = logbook.read_records(tmp_path / "metrics.jsonl")
+  assert [r["step"] for r in resumed_rows] == list(range(1, 33))
+  timeless = lambda rs: [{k: v for k, v in r.items() if k != "images_per_second"}  # noqa: E731
+                         for r in rs]
+  assert timeless(resumed_rows) == timeless(rows)   # steps 17..32 logged the same losses
   resumed = tr.load_translator(tmp_path / "translator")
   jax.tree.map(np.testing.assert_array_equal, resumed.params, whole.params)
   x = jnp.asarray(photo(32, 32)[None] / 255.0, jnp.float32)
@@ -273,8 +287,8 @@ def test_photo_pool_sources_and_errors():
 
 def test_config_errors():
   with pytest.raises(ValueError, match="train.mode must be 'paired' or 'unpaired'"):
-    train_lib.StepSettings.from_config(configs.load("genjax/configs/comic_tiny.py",
+    StepConfig.from_config(configs.load("genjax/configs/comic_tiny.py",
                                                     ["train.mode=cyclegan"]))
   with pytest.raises(tr.TranslatorError, match="fixed_knobs entry 'exposure' must look like"):
-    train_lib.StepSettings.from_config(configs.load("genjax/configs/comic_tiny.py",
+    StepConfig.from_config(configs.load("genjax/configs/comic_tiny.py",
                                                     ["model.fixed_knobs=('exposure',)"]))
