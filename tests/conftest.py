@@ -244,3 +244,42 @@ def children():
   import types
   return types.SimpleNamespace(env=child_env, finish=finish, hung=hung, wait_until=wait_until,
                                timeout_s=HANG_TIMEOUT_S)
+
+
+def sigkill_and_resume(tmp_path, command, *, kill_after: int, final: int):
+  """Exact-resume harness of a training CLI: `command(workdir)` (an argv list) runs
+  uninterrupted into tmp_path/straight; again into tmp_path/killed, SIGKILLed once its
+  checkpoint step `kill_after` is finished (before step `final`'s), then resumed with the
+  same command. Asserts every run that should finish exits 0 and that the resumed one says
+  "resumed from"; returns (straight, killed) run folders for the caller's comparisons."""
+  import pathlib
+  tmp_path = pathlib.Path(tmp_path)
+  env = child_env(PYTHONUNBUFFERED="1")
+  finished = lambda workdir, step: (  # noqa: E731
+      workdir / "checkpoints" / str(step) / "_CHECKPOINT_METADATA").exists()
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  code, _, err = finish(subprocess.Popen(command(straight), env=env, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE), "the uninterrupted run")
+  assert code == 0, err[-3000:]
+
+  log = tmp_path / "killed.log"
+  with open(log, "wb") as f:
+    proc = subprocess.Popen(command(killed), env=env, stdout=f, stderr=subprocess.STDOUT)
+  # No deadline on the run's speed: only a hang (HANG_TIMEOUT_S) ends the wait.
+  wait_until(lambda: finished(killed, kill_after), [proc],
+             f"the run to be killed, before checkpoint {kill_after}", log.read_text)
+  proc.send_signal(signal.SIGKILL)
+  finish(proc, "the SIGKILLed run")
+  assert not finished(killed, final)
+
+  code, _, err = finish(subprocess.Popen(command(killed), env=env, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE), "the resumed run")
+  assert code == 0, err[-3000:]
+  assert "resumed from" in err
+  return straight, killed
+
+
+@pytest.fixture(scope="session")
+def sigkill_resume():
+  """sigkill_and_resume (above), for tests (which cannot import conftest)."""
+  return sigkill_and_resume

@@ -2,8 +2,6 @@
 bitwise equal to an uninterrupted run, with the same logged losses."""
 
 import pathlib
-import signal
-import subprocess
 import sys
 
 import jax
@@ -20,10 +18,6 @@ def _train_cmd(workdir, overrides):
           *[f"--config.{o}" for o in overrides]]
 
 
-def _finished_checkpoint(workdir: pathlib.Path, step: int) -> bool:
-  return (workdir / "checkpoints" / str(step) / "_CHECKPOINT_METADATA").exists()
-
-
 def _final_state(workdir: pathlib.Path):
   return restore_subtrees(workdir, ("params", "ema_params", "opt_state", "step"), step=STEPS)
 
@@ -32,32 +26,11 @@ def _losses(workdir):
   return {r["step"]: r["loss"] for r in logbook.read_records(workdir / "metrics.jsonl")}
 
 
-def test_sigkill_then_resume_is_bitwise_exact(tmp_path, tiny_overrides, children):
+def test_sigkill_then_resume_is_bitwise_exact(tmp_path, tiny_overrides, sigkill_resume):
   overrides = tiny_overrides + [f"train.num_steps={STEPS}", f"train.checkpoint_every={EVERY}",
                                 "train.keep_checkpoints=5"]
-  env = children.env(PYTHONUNBUFFERED="1")
-  straight, killed = tmp_path / "straight", tmp_path / "killed"
-  code, _, err = children.finish(subprocess.Popen(
-      _train_cmd(straight, overrides), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-      "the uninterrupted run")
-  assert code == 0, err[-3000:]
-
-  log = tmp_path / "killed.log"
-  with open(log, "wb") as f:
-    proc = subprocess.Popen(_train_cmd(killed, overrides), env=env, stdout=f,
-                            stderr=subprocess.STDOUT)
-  # No deadline on the run's speed: only a hang (HANG_TIMEOUT_S) ends the wait.
-  children.wait_until(lambda: _finished_checkpoint(killed, 2 * EVERY), [proc],
-                      f"the run to be killed, before checkpoint {2 * EVERY}", log.read_text)
-  proc.send_signal(signal.SIGKILL)
-  children.finish(proc, "the SIGKILLed run")
-  assert not _finished_checkpoint(killed, STEPS)
-
-  code, _, err = children.finish(subprocess.Popen(
-      _train_cmd(killed, overrides), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-      "the resumed run")
-  assert code == 0, err[-3000:]
-  assert "resumed from" in err
+  straight, killed = sigkill_resume(tmp_path, lambda workdir: _train_cmd(workdir, overrides),
+                                    kill_after=2 * EVERY, final=STEPS)
 
   a, b = _final_state(straight), _final_state(killed)
   for name in ("params", "ema_params", "opt_state"):

@@ -85,7 +85,7 @@ class TranslatorTrainer:
     self.heldout = heldout_photos(config)
     log.info("%s; %d photos%s", tr.describe(settings.model), len(self.pools["photos"]),
              f", {len(self.pools['comics'])} comic images" if "comics" in self.pools else "")
-    self._batch = None
+    self._batches = {}
 
   def create_state(self, key):
     """The loop's key is not used: the translator's keys are RNG_IMPL keys of config.seed."""
@@ -96,9 +96,10 @@ class TranslatorTrainer:
     return None   # batches are drawn inside the step from fold_in(rng, step)
 
   def next_batch(self, mesh):
-    if self._batch is None:
-      self._batch = {k: _replicated(v, mesh) for k, v in self.pools.items()}
-    return self._batch
+    """The pools, replicated over the mesh (the same arrays at every step)."""
+    if mesh not in self._batches:
+      self._batches[mesh] = {k: _replicated(v, mesh) for k, v in self.pools.items()}
+    return self._batches[mesh]
 
   def make_step_fn(self, mesh, state_shardings):
     step = functools.partial(train_step, settings=self.settings, g_tx=self.g_tx, d_tx=self.d_tx,
