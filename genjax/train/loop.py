@@ -1,8 +1,10 @@
-"""`train(config, workdir)`: the training run behind `genjax train` and `genjax demo`.
+"""`train(config, workdir)`: the one training loop, behind `genjax train`, `genjax demo` and
+`genjax train-comic`.
 
 Builds the state from shapes (eval_shape -> shardings -> jit(create) or restore),
-then runs the jitted, donated train step over the Grain iterator, saving
-checkpoints, metrics, sample grids and a loss curve into `workdir`.
+then runs the jitted, donated train step over the trainer's batches, saving
+checkpoints, metrics, sample grids and a loss curve into `workdir`. What is trained
+comes from a trainer (genjax.train.trainers): DiffusionTrainer here, the default.
 """
 
 import dataclasses
