@@ -12,10 +12,10 @@ a grayscale PatchGAN.
 unpaired: photos and a folder of real comic or manga images (data.comics). Losses of
 White-box Cartoonization (Wang & Yu, CVPR 2020) in pixel space: adversarial on the
 surface (guided filter) and texture (random colour-shift grey) representations,
-structure (L1 to the output's own SLIC superpixel fill), content (L1 of box-filtered
-lightness to the input: no pretrained VGG can be downloaded here; TODO: an optional
-loader of user-supplied VGG19 .npz weights for the paper's perceptual content loss),
-and optionally the paired losses (loss.paired_weight) so the knobs keep their meaning.
+structure (L1 to the output's own SLIC superpixel fill), content (VGG19 relu4_2 feature
+L1 to the input with unpaired.vgg_weights, a converted torchvision .npz, and an optional
+Gram style term against the comic crops, perceptual.py; without weights the L1 of
+box-filtered lightness), and optionally the paired losses (loss.paired_weight) so the knobs keep their meaning.
 
 Everything that changes lives in TranslatorState; batches are drawn inside the step
 from fold_in(rng, step), so a resumed run continues with the same batches. The photo
@@ -45,6 +45,7 @@ import orbax.checkpoint as ocp
 
 from genjax import files
 from genjax.apps.comic import discriminator as disc_lib
+from genjax.apps.comic import perceptual
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import translator as tr
 from genjax.apps.comic.translator_data import (RNG_IMPL, folder_pool, heldout_photos,
@@ -91,6 +92,7 @@ class StepSettings:
   content_radius: int
   tv: float
   paired_weight: float
+  perceptual: perceptual.PerceptualConfig
 
   @classmethod
   def from_config(cls, config) -> "StepSettings":
@@ -111,7 +113,8 @@ class StepSettings:
                layers=loss.layers, adversarial=loss.adversarial, gan=loss.gan,
                surface=loss.surface, texture=loss.texture, structure=loss.structure,
                content=loss.content, content_radius=loss.content_radius, tv=loss.tv,
-               paired_weight=loss.paired_weight)
+               paired_weight=loss.paired_weight,
+               perceptual=perceptual.PerceptualConfig.from_config(config))
 
   def discriminator(self) -> disc_lib.PatchDiscriminator:
     return disc_lib.PatchDiscriminator(self.disc_features, conv_impl=self.model.conv_impl)
@@ -149,11 +152,12 @@ def _disc_apply(settings, disc, name, x, *, update_stats):
   return settings.discriminator().apply(variables, x, update_stats=False), None
 
 
-def train_step(state: TranslatorState, photos: jax.Array, comics: jax.Array | None, *,
-               settings: StepSettings, g_tx, d_tx) -> tuple[TranslatorState, dict]:
+def train_step(state: TranslatorState, photos: jax.Array, comics: jax.Array | None, vgg=None,
+               *, settings: StepSettings, g_tx, d_tx) -> tuple[TranslatorState, dict]:
   """One generator and (with a GAN) one discriminator update. Pure; jit with state donated.
 
-  photos, comics: uint8 pools [N, H, W, 3] (comics only in unpaired mode).
+  photos, comics: uint8 pools [N, H, W, 3] (comics only in unpaired mode); vgg: VGG19
+  params of the unpaired content loss (perceptual.load_vgg) or None.
   """
   cfg = settings.model
   key = jax.random.fold_in(jax.random.wrap_key_data(state.rng, impl=RNG_IMPL), state.step)
@@ -194,10 +198,10 @@ def train_step(state: TranslatorState, photos: jax.Array, comics: jax.Array | No
     if settings.mode == "unpaired":
       structure = cartoon_reps.structure(jax.lax.stop_gradient(pred))
       terms["structure"] = jnp.mean(jnp.abs(pred - structure))
-      terms["content"] = jnp.mean(jnp.abs(content(pred, cfg.style, settings.content_radius)
-                                          - content(x, cfg.style, settings.content_radius)))
+      terms.update(content(pred, x, real, vgg, settings))
       terms["tv"] = grad_l1(pred, jnp.zeros_like(pred))
       total += (settings.structure * terms["structure"] + settings.content * terms["content"]
+                + settings.perceptual.style_weight * terms.get("style", 0.0)
                 + settings.tv * terms["tv"])
     terms["loss"] = total
     return total, (terms, pred)
@@ -236,7 +240,7 @@ def train_step(state: TranslatorState, photos: jax.Array, comics: jax.Array | No
   return new_state, metrics
 
 
-def multi_step(state, photos, comics, *, num_steps: int, **kwargs):
+def multi_step(state, photos, comics, vgg=None, *, num_steps: int, **kwargs):
   """num_steps train_steps in one lax.scan (one plain step if 1); metrics averaged.
 
   On XLA:CPU (jax 0.10) convolution gradients inside a loop body ran ~10x slower than
@@ -244,10 +248,10 @@ def multi_step(state, photos, comics, *, num_steps: int, **kwargs):
   configs default to train.steps_per_call = 1 there.
   """
   if num_steps == 1:
-    return train_step(state, photos, comics, **kwargs)
+    return train_step(state, photos, comics, vgg, **kwargs)
 
   def body(s, _):
-    return train_step(s, photos, comics, **kwargs)
+    return train_step(s, photos, comics, vgg, **kwargs)
   state, metrics = jax.lax.scan(body, state, None, length=num_steps)
   return state, jax.tree.map(jnp.mean, metrics)
 
@@ -291,6 +295,10 @@ def train_translator(config, workdir, *, progress: bool = True) -> dict[str, Any
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   photos = jax.device_put(photos, device)
   comics = None if comics is None else jax.device_put(comics, device)
+  vgg = None
+  if settings.mode == "unpaired":
+    vgg = jax.device_put(perceptual.load_vgg(settings.perceptual, content_weight=settings.content,
+                                             radius=settings.content_radius), device)
   manager = _checkpoint_manager(workdir / "checkpoints", config.train.keep_checkpoints)
   latest = manager.latest_step()
   if latest is not None:
@@ -309,7 +317,7 @@ def train_translator(config, workdir, *, progress: bool = True) -> dict[str, Any
     if n not in step_fns:
       step_fns[n] = jax.jit(functools.partial(multi_step, num_steps=n, **kwargs),
                             donate_argnums=0)
-    return step_fns[n](state, photos, comics)
+    return step_fns[n](state, photos, comics, vgg)
 
   num_steps, limit = config.train.num_steps, config.train.time_limit_minutes * 60.0
   step = int(state.step)

@@ -2,7 +2,8 @@
 
 The procedural renderer's layers and head targets of a batch (render_targets), the
 paired loss terms, and the inputs of the unpaired (White-box Cartoonization) losses:
-the discriminators' grey representations and the content loss's filtered image.
+the discriminators' grey representations and the content term (VGG19 features, perceptual.py,
+or a filtered-image L1).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from genjax.apps.comic import discriminator as disc_lib
+from genjax.apps.comic import perceptual
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import translator as tr
 from genjax.apps.comic.styles import STYLES, _smooth
@@ -103,6 +105,17 @@ def representations(images, key, settings: StepSettings) -> dict[str, jax.Array]
   return reps
 
 
-def content(images: jax.Array, style: str, radius: int) -> jax.Array:
-  x = images if STYLES[style].uses_palette else color.lightness(images)
-  return box_filter(x, radius)
+def content(pred: jax.Array, photo: jax.Array, comics: jax.Array | None, vgg,
+            settings: StepSettings) -> dict[str, jax.Array]:
+  """The unpaired content term {"content": scalar} (and {"style": scalar}).
+
+  With VGG19 params (vgg, perceptual.load_vgg): the feature L1 at unpaired.content_layer and
+  the optional Gram style term against the comic crops (perceptual.losses). Without (None):
+  the L1 between box-filtered lightness (colours for palette styles) of pred and photo.
+  pred, photo: [B, H, W, 3] in [0, 1]; comics: [B', H, W, 3] or None.
+  """
+  if vgg is not None:
+    return perceptual.losses(vgg, pred, photo, comics, settings.perceptual)
+  palette = STYLES[settings.model.style].uses_palette
+  filtered = lambda x: box_filter(x if palette else color.lightness(x), settings.content_radius)
+  return {"content": jnp.mean(jnp.abs(filtered(pred) - filtered(photo)))}
