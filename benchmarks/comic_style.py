@@ -202,7 +202,7 @@ def main(argv=None) -> dict:
     result = train_translator(config_for(args, comics, vgg_path, args.steps), workdir)
   before = tr.load_translator(out / "translator_before")
   after = tr.load_translator(workdir / "translator")
-  train_wall = time.perf_counter() - t0
+  train_wall = None if args.eval_only else round(time.perf_counter() - t0, 1)
 
   heldout = photos(HELDOUT_OFFSET, args.heldout)
   outputs = {"photo": heldout.astype(np.float32) / 255.0,
@@ -226,7 +226,7 @@ def main(argv=None) -> dict:
              "vgg19": vgg_source, "style_set": args.style_set, "args": vars(args),
              "train": {"steps": result["step"], "stopped_early": result["stopped_early"],
                        "train_seconds": result["train_seconds"],
-                       "wall_seconds_both_calls": round(train_wall, 1),
+                       "wall_seconds_both_calls": train_wall,   # None: --eval-only
                        "last": result["last"]},
              "heldout": {"photos": f"procedural {HELDOUT_OFFSET}..{HELDOUT_OFFSET + args.heldout - 1}",
                          "size": SIZE}, "rows": rows}
