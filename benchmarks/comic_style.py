@@ -29,7 +29,9 @@ translator before and after training:
   4x4 blocks, which turns screentone into grey; an edge counts as matched within 1 block),
   mean over images.
 OUT/comic_style.json (all numbers), OUT/comic_style.png (rows: photo | before | after | a
-style example), OUT/train/ (the run folder). Timings are wall clock on a shared machine.
+style example), OUT/train/ (the run folder), OUT/translator_before/. --eval-only measures
+the translators an earlier run left in OUT again, without training. Timings are wall clock
+on a shared machine.
 """
 
 import argparse
