@@ -3,8 +3,8 @@
 A persistent compilation cache is shared by the tests and the subprocesses they
 start (the CLI runs of the resume tests), so each program compiles once.
 
-In CI (CI=true) a skip for a missing oneDNN, Chromium / chromedriver or scikit-image is a
-failure: CI installs them (.ci/run), so such a skip means a broken install step.
+In CI (CI=true) a skip for a missing oneDNN, Chromium / chromedriver, scikit-image or torchvision
+is a failure: CI installs them (.ci/run), so such a skip means a broken install step.
 """
 
 import os
@@ -157,6 +157,7 @@ CI_INSTALLS = {
         r"conv2d impl .* not available here|oneDNN not available|no g\+\+ on this machine"),
     "Chromium (chromium, chromium-driver)": re.compile(r"/usr/bin/chrom(ium|edriver) not found"),
     "scikit-image (the test extra)": re.compile(r"could not import 'skimage'"),
+    "torchvision (the test extra)": re.compile(r"reference implementation is torchvision's"),
 }
 
 

@@ -31,6 +31,15 @@ CASES = [
     # train-comic
     ("train-comic", ["--workdir", "{out}", "--config=tiny"], "'tiny' is not a translator"),
     ("train-comic", ["--workdir", "{out}", "--config.train.nope=1"], "train.nope"),
+    ("train-comic", ["--workdir", "{out}", "--config.train.mode=unpaired",
+                     "--config.data.comics={in}/photos",
+                     "--config.unpaired.vgg_weights={in}/missing.npz"],
+     "unpaired.vgg_weights: VGG19 weights file"),
+    ("train-comic", ["--workdir", "{out}", "--config.train.mode=unpaired",
+                     "--config.data.comics={in}/photos",
+                     "--config.unpaired.vgg_weights={in}/notes.txt"], "notes.txt' is not a .npz"),
+    ("train-comic", ["--workdir", "{out}", "--config.unpaired.content_layer=relu9_9"],
+     "unpaired.content_layer"),
     # sample
     ("sample", ["--workdir", "{in}/nowhere", "-o", "{out}"], "nowhere"),
     ("sample", ["--workdir", "{in}", "-o", "{out}"], "no config.json"),

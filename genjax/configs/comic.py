@@ -82,10 +82,19 @@ def get_config() -> ml_collections.ConfigDict:
   c.loss.surface = 0.1                # adversarial on the guided-filtered surface
   c.loss.texture = 1.0                # adversarial on the random colour-shift grey
   c.loss.structure = 0.5              # L1 to the output's own SLIC superpixel fill
-  c.loss.content = 2.0                # L1 of box-filtered lightness to the input's
+  c.loss.content = 2.0                # content term (see c.unpaired): VGG19 or filtered-image L1
   c.loss.content_radius = 2           # px of that box filter
   c.loss.tv = 0.0                     # total variation of the output
   c.loss.paired_weight = 0.0          # unpaired mode: weight of the paired renderer losses
+
+  # Unpaired content loss on VGG19 features (genjax.apps.comic.perceptual). vgg_weights: a .npz
+  # made from torchvision's vgg19-dcbb9e9d.pth by python -m genjax.models.convert_vgg19;
+  # "" = none, then loss.content weighs the L1 of box-filtered lightness instead.
+  c.unpaired = ml_collections.ConfigDict()
+  c.unpaired.vgg_weights = ""
+  c.unpaired.content_layer = "relu4_2"  # feature L1 to the photo (relative), weight loss.content
+  c.unpaired.style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+  c.unpaired.style_weight = 0.0         # > 0: Gram-matrix L1 to the comic batch (needs weights)
 
   c.kernels = ml_collections.ConfigDict()
   c.kernels.conv_impl = "auto"       # conv core implementation (genjax.kernels.conv2d)

@@ -22,8 +22,6 @@ residual_layer1 (the coarsest map has no skip input; the reference builds but ne
 """
 
 import argparse
-import os
-import pathlib
 import re
 import sys
 from typing import Callable, Mapping
@@ -31,6 +29,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from genjax.models import depth_anything as da
+from genjax.models import checkpoint_reader
 
 _DROPPED = re.compile(r"(^|\.)mask_token$|\.num_batches_tracked$")
 
@@ -225,54 +224,15 @@ def _check_size(flat: Mapping[str, np.ndarray], config: da.DepthAnythingConfig,
 
 
 def read_state_dict(path) -> dict[str, np.ndarray]:
-  """name -> float32 NumPy array from a .safetensors (safetensors package) or a .pth / .bin /
-  .pt (torch.load with weights_only=True) checkpoint."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-  suffix = path.suffix.lower()
-  if suffix == ".safetensors":
-    try:
-      from safetensors.numpy import load_file
-    except ImportError:
-      raise RuntimeError(f"reading {str(path)!r} needs the safetensors package "
-                         "(pip install safetensors)") from None
-    try:
-      return {k: np.asarray(v, np.float32) for k, v in load_file(str(path)).items()}
-    except Exception as e:  # noqa: BLE001  (safetensors raises its own error types)
-      raise da.DepthAnythingWeightsError(f"cannot read {str(path)!r} as safetensors: {e}") from None
-  if suffix in (".pth", ".pt", ".bin"):
-    try:
-      import torch  # only here: reading a pickled checkpoint is the one step that needs PyTorch
-    except ImportError:
-      raise RuntimeError(f"reading {str(path)!r} needs PyTorch (pip install torch); a "
-                         ".safetensors file needs only the safetensors package") from None
-    try:
-      state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  (torch raises pickle and runtime errors)
-      raise da.DepthAnythingWeightsError(f"cannot read {str(path)!r} with torch.load "
-                                         f"(weights_only=True): {e}") from None
-    for wrapper in ("state_dict", "model"):
-      if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-        state = state[wrapper]
-    if not isinstance(state, dict):
-      raise da.DepthAnythingWeightsError(f"{str(path)!r} holds a {type(state).__name__}, "
-                                         "not a state dict")
-    return {k: v.detach().to(torch.float32).cpu().numpy() for k, v in state.items()
-            if hasattr(v, "detach")}
-  raise ValueError(f"{str(path)!r}: unknown checkpoint type {suffix!r}; valid: .safetensors, "
-                   ".pth, .pt, .bin")
+  """name -> float32 NumPy array from a .safetensors or .pth / .pt / .bin checkpoint
+  (checkpoint_reader.read_state_dict; an unreadable file raises DepthAnythingWeightsError)."""
+  return checkpoint_reader.read_state_dict(path, error=da.DepthAnythingWeightsError)
 
 
 def convert_file(src, dst, *, config: da.DepthAnythingConfig) -> int:
   """Converts checkpoint `src` to the .npz `dst` (written atomically); returns the array count.
   Refuses to write over `src`."""
-  src, dst = pathlib.Path(src), pathlib.Path(dst)
-  if dst.suffix != ".npz":
-    raise ValueError(f"output {str(dst)!r} must end in .npz")
-  if src.resolve() == dst.resolve() or (dst.exists() and src.exists() and
-                                        os.path.samefile(src, dst)):
-    raise ValueError(f"refusing to overwrite the input checkpoint {str(src)!r}")
+  src, dst = checkpoint_reader.check_output(src, dst)
   flat = convert_state_dict(read_state_dict(src), config, f"{str(src)!r}")
   da.save_npz(dst, flat, config)
   return len(flat)

@@ -15,6 +15,7 @@ and a neural translator trained through genjax.train.
   translator_data.py         photo and comic pools, crops, knobs, held-out photos
   translator_step_config.py  StepConfig: the static part of the train step
   translator_losses.py       renderer targets and loss terms
+  perceptual.py              VGG19 content and Gram style terms of unpaired training
   translator_step.py         TranslatorState and the two-player train step
   translator_eval.py         held-out PSNR and sample sheets
   train_translator.py        TranslatorTrainer (genjax.train's trainer) and train_translator

@@ -10,6 +10,12 @@ curve, sample grids and multi-process runs; this module gives the photo and comi
 the two-player step (translator_step), the preview (photo | translation), the held-out
 PSNR evaluation and the export.
 
+Unpaired training's content term uses VGG19 features with unpaired.vgg_weights (a .npz from
+python -m genjax.models.convert_vgg19; perceptual.py), and an optional Gram style term
+against the comic crops; without weights the L1 of box-filtered lightness, and the trainer
+says so in one log line. The weights file is checked (check) before anything is written,
+loaded once (build), and handed to the jitted step with the pools as a non-donated argument.
+
 workdir/: config.json, runtime.json, checkpoints/ (Orbax, the whole state), metrics.jsonl,
 tensorboard/, loss.png, samples/ and samples.png, translator/ (the EMA generator, for
 genjax comic --translator; translator.load_translator), eval.json.
@@ -26,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax import configs, files
+from genjax.apps.comic import perceptual
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic import translator as tr
 from genjax.apps.comic.translator_data import (folder_pool, heldout_photos, make_key,
@@ -71,8 +78,10 @@ class TranslatorTrainer:
     if b % mesh.size:
       raise ValueError(f"train.batch_size={b} is not divisible by the {mesh.size} devices of "
                        "the mesh")
-    if self.settings.mode == "unpaired" and not self.config.data.comics:
-      raise ValueError("train.mode='unpaired' needs data.comics (a folder of comic images)")
+    if self.settings.mode == "unpaired":
+      if not self.config.data.comics:
+        raise ValueError("train.mode='unpaired' needs data.comics (a folder of comic images)")
+      perceptual.check_weights(self.settings.perceptual)
 
   def build(self) -> None:
     config, settings = self.config, self.settings
@@ -83,6 +92,10 @@ class TranslatorTrainer:
                                          max_images=config.data.max_images,
                                          max_pixels=config.data.max_image_pixels)
     self.heldout = heldout_photos(config)
+    self.vgg = None
+    if settings.mode == "unpaired":
+      self.vgg = perceptual.load_vgg(settings.perceptual, content_weight=settings.content,
+                                     radius=settings.content_radius)
     log.info("%s; %d photos%s", tr.describe(settings.model), len(self.pools["photos"]),
              f", {len(self.pools['comics'])} comic images" if "comics" in self.pools else "")
     self._batches = {}
@@ -96,9 +109,13 @@ class TranslatorTrainer:
     return None   # batches are drawn inside the step from fold_in(rng, step)
 
   def next_batch(self, mesh):
-    """The pools, replicated over the mesh (the same arrays at every step)."""
+    """The pools and the VGG19 params (if any), replicated over the mesh (the same arrays at
+    every step)."""
     if mesh not in self._batches:
-      self._batches[mesh] = {k: _replicated(v, mesh) for k, v in self.pools.items()}
+      batch = {k: _replicated(v, mesh) for k, v in self.pools.items()}
+      if self.vgg is not None:
+        batch["vgg"] = jax.tree.map(lambda a: _replicated(np.asarray(a), mesh), self.vgg)
+      self._batches[mesh] = batch
     return self._batches[mesh]
 
   def make_step_fn(self, mesh, state_shardings):
@@ -174,6 +191,13 @@ class _HeldoutPsnr:
 
 
 trainers.register(TRAINER, TranslatorTrainer)
+
+
+def initial_translator(config) -> tr.Translator:
+  """The translator a run of config starts from (the EMA generator at step 0), on the host."""
+  settings = StepConfig.from_config(config)
+  state = create_state(make_key(config.seed), settings, *make_optimizers(config))
+  return tr.Translator(settings.model, jax.device_get(state.ema_params))
 
 
 def train_translator(config, workdir, *, progress: bool = True,

@@ -2,7 +2,8 @@
 
 The procedural renderer's layers and head targets of a batch (render_targets), the
 paired loss terms, and the inputs of the unpaired (White-box Cartoonization) losses:
-the discriminators' grey representations and the content loss's filtered image.
+the discriminators' grey representations and the content term (VGG19 features,
+perceptual.py, or a filtered-image L1).
 """
 
 import jax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from genjax.apps.comic import discriminator as disc_lib
+from genjax.apps.comic import perceptual
 from genjax.apps.comic import render as render_lib
 from genjax.apps.comic.styles import STYLES, edge_preserving_smooth
 from genjax.apps.comic.translator_config import HEADS, TranslatorConfig
@@ -103,10 +105,17 @@ def content(images: jax.Array, style: str, radius: int) -> jax.Array:
   return box_filter(x, radius)
 
 
-def content_loss(pred: jax.Array, photos: jax.Array, settings: StepConfig) -> jax.Array:
-  """The unpaired content term (unweighted): L1 between the filtered output and photo.
+def content_loss(pred: jax.Array, photos: jax.Array, settings: StepConfig, *,
+                 comics: jax.Array | None = None, vgg=None) -> dict[str, jax.Array]:
+  """The unpaired content term (unweighted) {"content": scalar} and, with VGG19 weights and
+  unpaired.style_weight > 0, the Gram style term {"style": scalar} against the comic crops.
 
-  pred, photos: [B, H, W, 3] in [0, 1]. Returns a float32 scalar.
+  vgg: VGG19 params (perceptual.load_vgg): the feature L1 at unpaired.content_layer
+  (perceptual.losses). None: the L1 between box-filtered lightness (colours for palette
+  styles) of pred and photos. pred, photos: [B, H, W, 3] in [0, 1]; comics: [B', H, W, 3].
   """
+  if vgg is not None:
+    return perceptual.losses(vgg, pred, photos, comics, settings.perceptual)
   style, radius = settings.model.style, settings.content_radius
-  return jnp.mean(jnp.abs(content(pred, style, radius) - content(photos, style, radius)))
+  return {"content": jnp.mean(jnp.abs(content(pred, style, radius)
+                                      - content(photos, style, radius)))}

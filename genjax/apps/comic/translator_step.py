@@ -9,8 +9,10 @@ a grayscale PatchGAN.
 unpaired: photos and a pool of real comic or manga images. Losses of White-box
 Cartoonization (Wang & Yu, CVPR 2020) in pixel space: adversarial on the surface (guided
 filter) and texture (random colour-shift grey) representations, structure (L1 to the
-output's own SLIC superpixel fill), content (translator_losses.content_loss), and
-optionally the paired losses (loss.paired_weight) so the knobs keep their meaning.
+output's own SLIC superpixel fill), content (translator_losses.content_loss: VGG19 feature
+L1 with unpaired.vgg_weights, and an optional Gram style term against the comic crops;
+without weights a filtered-image L1), and optionally the paired losses (loss.paired_weight)
+so the knobs keep their meaning.
 
 Batches are drawn inside the step from fold_in(rng, step) (a resumed run continues with the
 same batches); the pools stay on the devices (uint8, replicated) and the crops are split
@@ -86,7 +88,10 @@ def train_step(state: TranslatorState, batch: dict, *, settings: StepConfig, g_t
                batch_sharding=None) -> tuple[TranslatorState, dict]:
   """One generator and (with a GAN) one discriminator update. Pure; jit with state donated.
 
-  batch: {"photos": uint8 pool [N, H, W, 3], "comics": uint8 pool (unpaired mode only)}.
+  batch: {"photos": uint8 pool [N, H, W, 3], "comics": uint8 pool (unpaired mode only),
+  "vgg": VGG19 params of the content / style terms (unpaired with unpaired.vgg_weights only)}.
+  The VGG params come in as an argument (not donated) rather than closed over, which would
+  embed them in the compiled program as constants.
   batch_sharding: where the drawn crops [B, c, c, 3] live (the mesh's batch axes), or None.
   Returns (new state, metrics): float32 loss terms, loss, grad_norm, int32 finite.
   """
@@ -130,10 +135,12 @@ def train_step(state: TranslatorState, batch: dict, *, settings: StepConfig, g_t
     if settings.mode == "unpaired":
       structure = cartoon_reps.structure(jax.lax.stop_gradient(pred))
       terms["structure"] = jnp.mean(jnp.abs(pred - structure))
-      terms["content"] = content_loss(pred, x, settings)
+      terms.update(content_loss(pred, x, settings, comics=real, vgg=batch.get("vgg")))
       terms["tv"] = grad_l1(pred, jnp.zeros_like(pred))
       total += (settings.structure * terms["structure"] + settings.content * terms["content"]
                 + settings.tv * terms["tv"])
+      if "style" in terms:
+        total += settings.perceptual.style_weight * terms["style"]
     terms["loss"] = total
     return total, (terms, pred)
 

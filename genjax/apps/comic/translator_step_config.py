@@ -7,6 +7,7 @@ trainer; its own module so that the losses and the step both import it.
 import dataclasses
 
 from genjax.apps.comic import discriminator as disc_lib
+from genjax.apps.comic.perceptual import PerceptualConfig
 from genjax.apps.comic.translator_config import TranslatorConfig
 
 MODES = ("paired", "unpaired")
@@ -34,9 +35,11 @@ class StepConfig:
   content_radius: int
   tv: float
   paired_weight: float
+  perceptual: PerceptualConfig   # unpaired content / style on VGG19 features (config unpaired.*)
 
   @classmethod
   def from_config(cls, config) -> "StepConfig":
+    """ValueError naming the key for a bad train.mode, loss.gan or unpaired.* value."""
     mode = config.train.mode
     if mode not in MODES:
       raise ValueError(f"train.mode must be 'paired' or 'unpaired', got {mode!r}")
@@ -54,7 +57,8 @@ class StepConfig:
                layers=loss.layers, adversarial=loss.adversarial, gan=loss.gan,
                surface=loss.surface, texture=loss.texture, structure=loss.structure,
                content=loss.content, content_radius=loss.content_radius, tv=loss.tv,
-               paired_weight=loss.paired_weight)
+               paired_weight=loss.paired_weight,
+               perceptual=PerceptualConfig.from_config(config))
 
   @property
   def needs_targets(self) -> bool:
