@@ -30,7 +30,7 @@ FREE_ON_RESUME = frozenset({
     "train.sample_every", "train.num_sample_images", "train.sample_steps",
     "train.max_nonfinite_in_row", "train.eval_every", "train.eval_metrics",
     "train.eval_num_images", "train.eval_batch_size", "train.eval_sample_steps",
-    "train.keep_best_by", "data.worker_count", "mesh.data", "mesh.fsdp", "kernels.conv_impl",
+    "train.keep_best_by", "train.init_params", "data.worker_count", "mesh.data", "mesh.fsdp", "kernels.conv_impl",
 })
 
 # Integer keys and their least valid value (what the value counts, for the message).
