@@ -88,7 +88,7 @@ def build(config):
   return model, spec, tx, StepConfig.from_config(config), create
 
 
-def _start_from(state, path, tx, shardings):
+def start_from(state, path, tx, shardings):
   """A fresh state whose params and EMA params are those of an exported weights file (a
   {"params": ...} msgpack, e.g. genjax.apps.vr.depth_estimation.export_weights), with a fresh
   optimizer state: fine-tuning. The file's tree must match the model's exactly."""
@@ -193,7 +193,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   else:
     state = jax.jit(create, out_shardings=shardings)(init_key)
     if config.train.get("init_params"):
-      state = _start_from(state, config.train.init_params, tx, shardings)
+      state = start_from(state, config.train.init_params, tx, shardings)
       log.info("started from the parameters in %s", config.train.init_params)
     if is_main:
       run_config.write(workdir, config)

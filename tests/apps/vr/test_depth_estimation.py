@@ -10,7 +10,7 @@ import pytest
 
 from genjax import configs
 from genjax.apps.vr import depth_estimation, photo_placement, scene, stereo
-from genjax.train import loop
+from genjax.train import loop, sharding
 
 
 def test_auto_and_errors(tmp_path):
@@ -62,21 +62,24 @@ def test_briefly_trained_unet_beats_a_constant(tmp_path):
   assert m["abs_rel"] < 0.95 * m["constant_abs_rel"]
   assert m["delta1"] > m["constant_delta1"] + 0.01
 
-  # train.init_params: a fresh run starts from the exported weights (fine-tuning). With a
-  # learning rate of 0 one step leaves them (and so their EMA) as they were (up to the EMA's
-  # float32 rounding of d x + (1 - d) x).
-  tuned = configs.load("depth_tiny", overrides + [
-      "train.num_steps=1", "train.checkpoint_every=1", "train.learning_rate=0.0",
-      f"train.init_params={weights}"])
-  loop.train(tuned, tmp_path / "tuned", progress=False)
-  again = depth_estimation.export_weights(tmp_path / "tuned", tmp_path / "again.msgpack")
+  # train.init_params: a fresh run's state starts from the exported weights (fine-tuning),
+  # params and EMA alike, with a fresh optimizer state; a file of another model is refused.
   from flax import serialization
-  a, b = (serialization.msgpack_restore(f.read_bytes())["params"] for f in (weights, again))
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), a, b)
-  other = configs.load("depth_tiny", overrides + ["model.base_channels=8",
-                                                   f"train.init_params={weights}"])
+  _, _, tx, _, create = loop.build(config)
+  mesh = sharding.make_mesh(config.mesh)
+  key = jax.random.PRNGKey(0)
+  shardings = sharding.state_shardings(jax.eval_shape(create, key), mesh)
+  state = loop.start_from(jax.jit(create, out_shardings=shardings)(key), weights, tx, shardings)
+  saved = serialization.msgpack_restore(weights.read_bytes())["params"]
+  jax.tree.map(np.testing.assert_array_equal, dict(state.params), saved)
+  jax.tree.map(np.testing.assert_array_equal, dict(state.ema_params), saved)
+  assert all(float(np.abs(np.asarray(a)).max()) == 0.0 for a in jax.tree.leaves(state.opt_state)
+             if np.issubdtype(np.asarray(a).dtype, np.floating))   # Adam's moments start at 0
+  saved["conv_in"] = {"bias": np.zeros(3, np.float32)}
+  bad = tmp_path / "bad.msgpack"
+  bad.write_bytes(serialization.msgpack_serialize({"params": saved}))
   with pytest.raises(ValueError, match="do not match the model"):
-    loop.train(other, tmp_path / "other", progress=False)
+    loop.start_from(state, bad, tx, shardings)
 
 
 def test_shipped_unet_on_held_out_rooms():
