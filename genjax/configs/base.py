@@ -63,6 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.max_nonfinite_in_row = 20  # stop after this many skipped (NaN/Inf) steps in a row
   c.train.latitude_weighting = False  # weight the loss by cos(latitude) per row (equirect panoramas)
   c.train.objective = "diffusion"    # "diffusion" | "depth" (genjax.train.step.LOSSES)
+  c.train.init_params = ""           # a fresh run starts from these params (an exported .msgpack)
   c.train.log_every = 50
   c.train.sample_every = 5000
   c.train.checkpoint_every = 5000

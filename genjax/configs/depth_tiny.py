@@ -4,10 +4,13 @@
 
 The engine's UNet with one output channel and the "depth" objective (genjax.train.depth):
 the same loop, state and checkpoints as the diffusion runs. 64x64 rooms with exact depth,
-a fresh room per example (5 M indices: nothing repeats in a run). 0.29 M parameters; about
-3 s a step on a shared 2-core CPU. genjax/apps/vr/depth_tiny.msgpack holds the EMA weights of
-this run at step 750 (depth_estimation.export_weights), which `genjax vr --mode stereo` uses
-when no --depth is given.
+a fresh room per example (5 M indices: nothing repeats in a run). 0.29 M parameters; 1 s a
+step on a quiet 2-core CPU, 2.7-3.6 s on a shared one. genjax/apps/vr/depth_tiny.msgpack
+(depth_estimation.export_weights), which `genjax vr --mode stereo` uses when no --depth is
+given, holds the EMA weights of 750 steps of this config's first version (fog in every room,
+no gradient term in the loss), fine-tuned for 460 steps of this one with
+--config.train.init_params=<those weights> --config.train.learning_rate=0.001
+--config.train.warmup_steps=50 (stopped at 460 of 1800 on the shared machine).
 """
 
 from genjax.configs import tiny

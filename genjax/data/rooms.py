@@ -5,10 +5,13 @@
 Each (seed, index) draws a scene and renders it by casting one ray per pixel (NumPy,
 vectorised over pixels): a box room of random size (3-14 m wide, 2.4-5 m high, 4-16 m
 deep) seen by a pinhole camera at a random place inside it, turned by a random yaw,
-pitch and roll, with a random horizontal field of view (45-85 degrees); one to five
+pitch and roll, with a random horizontal field of view (35-90 degrees); one to five
 spheres and boxes standing on the floor or floating; every surface with its own colour
 and texture (checks, stripes, waves or plain, at random scales); one directional light
-and ambient light of random colour and strength, and distance fog. Depth is the z-depth
+(lighting one side of a surface, or both) and ambient light of random colour and
+strength, and distance fog in half of the rooms only: with fog in every room, brightness
+alone told distance, and a net that learned that misjudged clear scenes (it put the fog-free
+ray-cast test scene, genjax.apps.vr.scene, at half its distance). Depth is the z-depth
 of the hit point (distance along the optical axis, as genjax.apps.vr.stereo expects), in
 metres, exact up to float32. Same frames as genjax.image.projections: camera looking along
 -Z, image y down.
@@ -96,7 +99,7 @@ def room(index: int, *, height: int, width: int, seed: int = 0):
   lo, hi = -size / 2 * np.array([1, 0, 1]), size / 2 * np.array([1, 2, 1])
   eye = np.array([rng.uniform(lo[0] + 0.3, hi[0] - 0.3), rng.uniform(0.8, min(2.0, hi[1] - 0.3)),
                   rng.uniform(lo[2] + 0.3, hi[2] - 0.3)])
-  hfov = rng.uniform(45, 85)
+  hfov = rng.uniform(35, 90)
   rot = _rotation(rng.uniform(-math.pi, math.pi), math.radians(rng.uniform(-20, 15)),
                   math.radians(rng.normal(0, 4)))
   f = (width / 2) / math.tan(math.radians(hfov) / 2)
@@ -148,10 +151,14 @@ def room(index: int, *, height: int, width: int, seed: int = 0):
   light /= np.linalg.norm(light)
   ambient = rng.uniform(0.25, 0.6)
   tint = rng.uniform(0.75, 1.0, 3)
-  lambert = np.clip(np.abs(np.sum(normal * light, 1)), 0, 1)[:, None]
+  cos_light = np.sum(normal * light, 1)
+  two_sided = rng.uniform() < 0.5
+  lambert = np.clip(np.abs(cos_light) if two_sided else cos_light, 0, 1)[:, None]
   shade = (ambient + (1 - ambient) * lambert) * tint
-  fog = np.exp(-t / rng.uniform(15, 60))[:, None]
-  img = colour * shade * fog + (1 - fog) * rng.uniform(0.4, 0.8)
+  fog_length, fog_grey = rng.uniform(15, 60), rng.uniform(0.4, 0.8)
+  has_fog = rng.uniform() < 0.5
+  fog = np.exp(-t / fog_length)[:, None] if has_fog else np.ones_like(t)[:, None]
+  img = colour * shade * fog + (1 - fog) * fog_grey
   z = t * -(cam[:, 2] / np.linalg.norm(cam, axis=1))          # distance along the axis
   image = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8).reshape(height, width, 3)
   return image, z.astype(np.float32).reshape(height, width), hfov

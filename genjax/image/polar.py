@@ -12,7 +12,9 @@ is one number. Two consequences, one function each:
   that spacing, so harmonics above m = H sin(theta) are noise the grid cannot place
   (the "polar filter" of finite-difference weather models on latitude-longitude grids,
   e.g. Arakawa and Lamb 1977). A generator left free to put them there paints
-  pinwheels around the poles; the panorama sampler projects its estimate with this.
+  pinwheels around the poles; the panorama sampler projects its estimate with this. The
+  pole rows' own harmonics (m = 1 at most on a 2:1 grid) follow the next row's as
+  sin(theta)^m, or a generator paints a blob there.
 - `pole_cap_factors`: interpolation between a pole and the nearest row centre, harmonic m
   scaled by (sin(theta) / sin(theta_0))^m, so the pole row is one colour
   (genjax.apps.vr.photo_placement.upsample_equirect).
@@ -47,14 +49,29 @@ def polar_filter(x: jax.Array) -> jax.Array:
       H, the same for every width at least 2 H).
   Returns:
     [..., H, W, C] float32, equal to x on rows near the equator (where no harmonic below
-    W / 2 is cut), each pole-side row reduced to the harmonics it can hold.
+    W / 2 is cut), each pole-side row reduced to the harmonics it can hold; on the two pole
+    rows (H >= 4) those of order m >= 1 are the next row's times
+    (sin(theta_0) / sin(theta_1))^m, so a pole row keeps its mean and its gradient through
+    the pole is the one its neighbour implies (still a projection: applied twice, the same).
   """
   h, w = x.shape[-3], x.shape[-2]
   m = jnp.arange(w // 2 + 1, dtype=jnp.float32)
-  weight = (m[None, :] <= harmonic_limits(h)[:, None]).astype(jnp.float32)  # [H, W/2+1]
-  weight = weight.reshape((1,) * (x.ndim - 3) + weight.shape + (1,))
-  spectrum = jnp.fft.rfft(x.astype(jnp.float32), axis=-2)
-  return jnp.fft.irfft(spectrum * weight, n=w, axis=-2)
+  keep = (m[None, :] <= harmonic_limits(h)[:, None]).astype(jnp.float32)  # [H, W/2+1]
+  lead = (1,) * (x.ndim - 3)
+  spectrum = jnp.fft.rfft(x.astype(jnp.float32), axis=-2) * keep.reshape(lead + keep.shape
+                                                                          + (1,))
+  if h >= 4:
+    # The pole rows' harmonics m >= 1 (m = 1 on a 2:1 grid: its gradient through the pole)
+    # follow the next row's as sin(theta)^m does. Left free, the model (whose loss weighs
+    # the pole row least) put 4-12 times the m = 1 its neighbour implies there: a colour blob around
+    # each pole, peaking one row-centre away from it, as one looks up or down in the viewer.
+    theta = row_colatitudes(h)
+    f = (jnp.power(jnp.sin(theta[0]) / jnp.sin(theta[1]), m) * keep[0]).reshape(lead + (-1, 1))
+    m0 = (m == 0).reshape(lead + (-1, 1))
+    top = jnp.where(m0, spectrum[..., 0, :, :], spectrum[..., 1, :, :] * f)
+    bottom = jnp.where(m0, spectrum[..., -1, :, :], spectrum[..., -2, :, :] * f)
+    spectrum = spectrum.at[..., 0, :, :].set(top).at[..., -1, :, :].set(bottom)
+  return jnp.fft.irfft(spectrum, n=w, axis=-2)
 
 
 def pole_cap_factors(colatitudes: jax.Array, theta0: float, n_harmonics: int) -> jax.Array:

@@ -90,6 +90,26 @@ def build(config):
   return model, spec, tx, StepConfig.from_config(config), create
 
 
+def start_from(state, path, tx, shardings):
+  """A fresh state whose params and EMA params are those of an exported weights file (a
+  {"params": ...} msgpack, e.g. genjax.apps.vr.depth_estimation.export_weights), with a fresh
+  optimizer state: fine-tuning. The file's tree must match the model's exactly."""
+  from flax import serialization, traverse_util
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"train.init_params {path}: no such file")
+  loaded = serialization.msgpack_restore(path.read_bytes())["params"]
+  shapes = lambda tree: {k: (tuple(v.shape), str(v.dtype))               # noqa: E731
+                         for k, v in traverse_util.flatten_dict(dict(tree)).items()}
+  if shapes(loaded) != shapes(state.params):
+    raise ValueError(f"train.init_params {path}: its parameters do not match the model's "
+                     f"(another model config?)")
+  loaded = serialization.from_state_dict(state.params, loaded)
+  params = jax.device_put(jax.tree.map(jnp.asarray, loaded), shardings.params)
+  return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),
+                       opt_state=jax.jit(tx.init, out_shardings=shardings.opt_state)(params))
+
+
 def make_step_fn(config, mesh, state_shardings):
   """The train step, jitted with shardings and the state donated."""
   model, spec, tx, step_cfg, _ = build(config)
@@ -252,6 +272,9 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
         log.warning("config changed at step %d: %s %s -> %s", step, key, old, new)
   else:
     state = jax.jit(create, out_shardings=shardings)(init_key)
+    if config.train.get("init_params"):
+      state = start_from(state, config.train.init_params, tx, shardings)
+      log.info("started from the parameters in %s", config.train.init_params)
     if is_main:
       run_config.write(workdir, config)
   start = int(state.step)

@@ -30,8 +30,8 @@ FREE_ON_RESUME = frozenset({
     "train.sample_every", "train.num_sample_images", "train.sample_steps",
     "train.max_nonfinite_in_row", "train.eval_every", "train.eval_metrics",
     "train.eval_num_images", "train.eval_batch_size", "train.eval_sample_steps",
-    "train.keep_best_by", "data.worker_count", "mesh.data", "mesh.fsdp", "kernels.conv_impl",
-    "train.time_limit_minutes",
+    "train.keep_best_by", "train.init_params", "data.worker_count", "mesh.data", "mesh.fsdp",
+    "kernels.conv_impl", "train.time_limit_minutes",
 })
 
 # Integer keys and their least valid value (what the value counts, for the message).
@@ -90,6 +90,10 @@ def check_values(config) -> None:
     if value is not None and not (math.isfinite(value) and low <= value <= high):
       raise configs.ConfigError(
           f"config key {key!r} = {value} is invalid: it must be finite, in [{low}, {high}]")
+  init = flat.get("train.init_params")
+  if init and not pathlib.Path(init).is_file():
+    raise configs.ConfigError(f"config key 'train.init_params' = {init} is invalid: no such "
+                              "file (an exported weights .msgpack)")
 
 
 def changes(saved: dict, config) -> dict[str, tuple]:

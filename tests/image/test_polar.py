@@ -20,8 +20,12 @@ def test_polar_filter_matches_a_float64_reference():
   got = np.asarray(polar.polar_filter(x))
   theta = (np.arange(16) + 0.5) * math.pi / 16
   weight = (np.arange(17)[None, :] <= 16 * np.sin(theta)[:, None]).astype(np.float64)
-  want = np.fft.irfft(np.fft.rfft(x.astype(np.float64), axis=2) * weight[:, :, None],
-                      n=32, axis=2)
+  spectrum = np.fft.rfft(x.astype(np.float64), axis=2) * weight[:, :, None]
+  # The pole rows' m >= 1 are the next row's times (sin theta_0 / sin theta_1)^m.
+  f = (np.sin(theta[0]) / np.sin(theta[1])) ** np.arange(17) * weight[0]
+  for pole, inner in ((0, 1), (15, 14)):
+    spectrum[:, pole, 1:] = spectrum[:, inner, 1:] * f[1:, None]
+  want = np.fft.irfft(spectrum, n=32, axis=2)
   np.testing.assert_allclose(got, want, atol=1e-5)
   # Row 0 (colatitude 5.6 degrees, room for H sin = 1.57 harmonics) keeps m <= 1 only;
   # the rows beside the equator (16 sin = 15.9) every harmonic but the Nyquist one.
@@ -29,6 +33,21 @@ def test_polar_filter_matches_a_float64_reference():
   assert _harmonics(x[:, 0])[:, 2:].max() > 1.0
   np.testing.assert_allclose(_harmonics(got[:, 8])[:, :16], _harmonics(x[:, 8])[:, :16],
                              rtol=1e-4, atol=1e-4)
+
+
+def test_pole_rows_carry_the_gradient_their_neighbours_imply():
+  """A smooth field's harmonic m = 1 grows like sin(colatitude) away from a pole: on the
+  filtered pole rows, c_1 / sin(theta) equals the next row's (same phase too), whatever the
+  input put there, so no blob sits one row away from the pole."""
+  x = np.random.default_rng(3).normal(size=(16, 32, 3)).astype(np.float32)
+  x[0] += 5 * np.cos(2 * np.pi * (np.arange(32) + 0.5) / 32)[:, None]   # a big dipole
+  c = np.fft.rfft(np.asarray(polar.polar_filter(x), np.float64), axis=1)[:, 1]   # [16, 3]
+  s = np.sin((np.arange(16) + 0.5) * math.pi / 16)[:, None]
+  np.testing.assert_allclose(c[0] / s[0], c[1] / s[1], atol=1e-4)
+  np.testing.assert_allclose(c[15] / s[15], c[14] / s[14], atol=1e-4)
+  # Rows away from the poles keep their own m = 1.
+  np.testing.assert_allclose(c[2:14], np.fft.rfft(x.astype(np.float64), axis=1)[2:14, 1],
+                             atol=1e-4)
 
 
 def test_polar_filter_is_a_projection():

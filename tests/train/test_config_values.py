@@ -21,6 +21,7 @@ def _train(capsys, workdir, *overrides, config="tiny"):
     ("train.sample_every=-1", "train.sample_every"),
     ("train.learning_rate=-0.1", "train.learning_rate"),
     ("data.image_size=(0, 16)", "data.image_size"),
+    ("train.init_params=/nowhere/weights.msgpack", "train.init_params"),
 ])
 def test_bad_value_names_the_key_and_writes_nothing(tmp_path, capsys, override, key):
   run = tmp_path / "run"

@@ -110,7 +110,12 @@ def _unet(photo: np.ndarray, *, weights=None, **_) -> np.ndarray:
   hw = unet_grid(photo.shape[:2])
   x = _resize(photo, hw, Image.Resampling.BOX).astype(np.float32) / 127.5 - 1.0
   log_z = np.asarray(_unet_log_depth(params, jnp.asarray(x)[None], model=model)[0])
-  return _resize(np.exp(log_z).astype(np.float32), photo.shape[:2])
+  # Upsampled in inverse depth: 1/z of a plane is affine in image coordinates, so bilinear
+  # interpolation of 1/z keeps planes planar (of z, it bends them), and disparity, what
+  # stereo uses, is proportional to 1/z. On the ray-cast test scene, its true depth taken
+  # down to this grid and back: 40.2 dB stereo PSNR through z, 42.2 dB through 1/z.
+  inv = _resize(np.exp(-log_z).astype(np.float32), photo.shape[:2])
+  return 1.0 / np.maximum(inv, 1e-6)
 
 
 # ---------------------------------------------------------------------------------------------

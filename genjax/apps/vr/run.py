@@ -147,10 +147,10 @@ def depth_for(path: pathlib.Path, photo: np.ndarray, depth, *, near: float = 1.0
   """z-depth in metres [H, W] of a photo (see the module docstring for `depth`), resized to
   the photo when its size differs."""
   hw = photo.shape[:2]
-  if _is_method(depth):
-    d = depth_estimation.estimate_depth(photo, method=depth, weights=depth_weights, near=near,
-                                        far=far)
-  elif callable(depth):
+  if _is_method(depth):           # an estimator's depth is the photo's size already
+    return depth_estimation.estimate_depth(photo, method=depth, weights=depth_weights,
+                                           near=near, far=far)
+  if callable(depth):
     d = np.asarray(depth(photo), np.float32)
   else:
     src = pathlib.Path(depth)

@@ -10,7 +10,7 @@ import pytest
 
 from genjax import configs
 from genjax.apps.vr import depth_estimation, photo_placement, scene, stereo
-from genjax.train import loop
+from genjax.train import loop, sharding
 
 
 def test_auto_and_errors(tmp_path):
@@ -44,11 +44,13 @@ def test_shipped_unet_gives_depth_of_the_photo_size():
 @pytest.mark.slow
 def test_briefly_trained_unet_beats_a_constant(tmp_path):
   """genjax train --config=depth_tiny, tiny and brief, through the engine's loop: on held-out
-  rooms it beats the best constant depth in AbsRel and delta1."""
-  config = configs.load("depth_tiny", [
-      "data.image_size=(32, 32)", "model.channel_mult=(1, 2)", "train.num_steps=150",
-      "train.checkpoint_every=150", "train.sample_every=150", "train.log_every=50",
-      "train.num_sample_images=2", "train.ema_decay=0.9", "kernels.conv_impl=xla"])
+  rooms it beats the best constant depth in AbsRel and delta1; a run started from its
+  exported weights (train.init_params) starts from exactly them."""
+  overrides = ["data.image_size=(32, 32)", "model.channel_mult=(1, 2)",
+               "train.sample_every=150", "train.log_every=50", "train.num_sample_images=2",
+               "train.ema_decay=0.9", "kernels.conv_impl=xla"]
+  config = configs.load("depth_tiny", overrides + ["train.num_steps=150",
+                                                   "train.checkpoint_every=150"])
   summary = loop.train(config, tmp_path / "run", progress=False)
   assert summary.final_step == 150 and (tmp_path / "run" / "samples.png").is_file()
   weights = depth_estimation.export_weights(tmp_path / "run", tmp_path / "d.msgpack")
@@ -56,16 +58,36 @@ def test_briefly_trained_unet_beats_a_constant(tmp_path):
       functools.partial(depth_estimation.estimate_depth, method="unet", weights=weights),
       n=32, hw=(32, 32))
   print(f"\nheld-out rooms, 150 steps: {m}")
-  # Measured: AbsRel 0.519 against the constant's 0.580, delta1 0.327 against 0.290.
+  # Measured: AbsRel 0.488 against the constant's 0.594, delta1 0.318 against 0.281.
   assert m["abs_rel"] < 0.95 * m["constant_abs_rel"]
   assert m["delta1"] > m["constant_delta1"] + 0.01
+
+  # train.init_params: a fresh run's state starts from the exported weights (fine-tuning),
+  # params and EMA alike, with a fresh optimizer state; a file of another model is refused.
+  from flax import serialization
+  _, _, tx, _, create = loop.build(config)
+  mesh = sharding.make_mesh(config.mesh)
+  key = jax.random.PRNGKey(0)
+  shardings = sharding.state_shardings(jax.eval_shape(create, key), mesh)
+  state = loop.start_from(jax.jit(create, out_shardings=shardings)(key), weights, tx, shardings)
+  saved = serialization.msgpack_restore(weights.read_bytes())["params"]
+  jax.tree.map(np.testing.assert_array_equal, dict(state.params), saved)
+  jax.tree.map(np.testing.assert_array_equal, dict(state.ema_params), saved)
+  assert all(float(np.abs(np.asarray(a)).max()) == 0.0 for a in jax.tree.leaves(state.opt_state)
+             if np.issubdtype(np.asarray(a).dtype, np.floating))   # Adam's moments start at 0
+  saved["conv_in"] = {"bias": np.zeros(3, np.float32)}
+  bad = tmp_path / "bad.msgpack"
+  bad.write_bytes(serialization.msgpack_serialize({"params": saved}))
+  with pytest.raises(ValueError, match="do not match the model"):
+    loop.start_from(state, bad, tx, shardings)
 
 
 def test_shipped_unet_on_held_out_rooms():
   m = depth_estimation.evaluate_on_rooms(depth_estimation.estimate_depth, n=32)
   print(f"\nshipped depth UNet, 32 held-out rooms: {m}")
-  # Measured (step 750 weights, 64 rooms): AbsRel 0.448 against 0.691, delta1 0.382 against 0.268.
-  assert m["abs_rel"] < 0.8 * m["constant_abs_rel"]
+  # Measured (the shipped weights, 32 rooms): AbsRel 0.387 against 0.595, delta1 0.352 against
+  # 0.280 (64 rooms: 0.447 against 0.706, 0.396 against 0.267).
+  assert m["abs_rel"] < 0.7 * m["constant_abs_rel"]
   assert m["delta1"] > m["constant_delta1"] + 0.05
 
 
@@ -75,9 +97,11 @@ def _psnr(a, b, mask):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the shipped 750-step depth UNet is not there yet: measured 31.3 dB from its depth against "
-    "43.5 dB from the true depth (a constant depth gives 34.5 dB); its depth of this scene "
-    "spans 1.5-5.4 m where the truth spans 2.7-9 m. Strict: remove this mark when it passes."))
+    "the shipped depth UNet is not there yet: measured 32.5 dB from its depth against 43.5 dB "
+    "from the true depth (a constant depth gives 34.6 dB); its depth of this scene spans "
+    "1.6-5.6 m where the truth spans 2.7-9 m, and rescaled by its median error it still "
+    "scores 33.3 dB (its shape is wrong, not only its scale). For scale: the true depth "
+    "scaled by 0.9 or 1.2 gives 41.2 / 40.4 dB. Strict: remove this mark when it passes."))
 def test_stereo_from_estimated_depth_is_close_to_true_depth():
   """On the ray-cast scene (genjax.apps.vr.scene): the right eye warped with the shipped UNet's
   depth against the one warped with the true depth, both scored against the rendered right

@@ -358,7 +358,8 @@ def test_fill_holes_changes_only_holes_and_continues_the_surroundings(pm):
 def test_sampler_keeps_the_poles_one_colour(pm):
   """Whatever the model has learnt, the outpainting sampler projects each estimate onto what
   the grid holds near the poles (genjax.image.polar): row 0 and row H-1 of the 16x32 output
-  carry longitude harmonics m <= 1 only, and the upsampled pole rows are one colour."""
+  carry longitude harmonics m <= 1 only, m = 1 as the next row implies, and the upsampled
+  pole rows are one colour."""
   photo = _landscape_photo()
   res = outpainting.photo_to_panorama(photo, pm, key=jax.random.key(3),
                                       placement=photo_placement.Placement(hfov_deg=60.0),
@@ -367,6 +368,12 @@ def test_sampler_keeps_the_poles_one_colour(pm):
   for row in (g[0], g[-1]):
     harmonics = np.abs(np.fft.rfft(row, axis=0))             # [17, 3]
     assert harmonics[2:].max() < 1e-4 * max(harmonics[1].max(), 1.0)
+  # And their m = 1 (the gradient through the pole) is the next row's times sin ratio: no
+  # blob one row from the pole.
+  c1 = np.fft.rfft(g, axis=1)[:, 1]                          # [16, 3]
+  f = np.sin(np.pi / 32) / np.sin(3 * np.pi / 32)
+  np.testing.assert_allclose(c1[0], f * c1[1], atol=1e-3)
+  np.testing.assert_allclose(c1[-1], f * c1[-2], atol=1e-3)
   p = res.panorama.astype(np.float64) / 255                   # [128, 256, 3]
   ratio = np.sin(np.pi / 256) / np.sin(np.pi / 32)             # m = 1 shrinks by this
   for out_row, src_row in ((p[0], g[0]), (p[-1], g[-1])):

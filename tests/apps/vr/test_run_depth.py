@@ -32,3 +32,13 @@ def test_stretched_depth_map_is_warned_about(tmp_path, caplog, depth_hw, warned)
     assert "192x256 photo room.jpg" in messages[0] and str(depth_file) in messages[0]
   else:
     assert messages == []
+
+
+def test_estimated_depth_is_the_photo_size_without_a_warning(caplog):
+  """--depth auto (the CLI's default): the shipped estimator's depth, no stretch warning
+  (this path once raised UnboundLocalError naming the unset depth file)."""
+  photo = (np.random.default_rng(0).uniform(size=(48, 72, 3)) * 255).astype(np.uint8)
+  with caplog.at_level(logging.WARNING, logger="genjax.vr"):
+    d = run.depth_for(pathlib.Path("room.jpg"), photo, "auto")
+  assert d.shape == (48, 72) and np.all(np.isfinite(d)) and np.all(d > 0)
+  assert [r for r in caplog.records if r.name == "genjax.vr"] == []
