@@ -24,7 +24,7 @@ from genjax import data, diffusion, files, models
 from genjax.image import io as image_io
 from genjax.train import (checkpoint, depth, distributed, evaluation, logbook, optimizer, plots,
                           preview, run_config, runtime, sharding, trainers)
-from genjax.train.state import create_train_state
+from genjax.train.state import create_train_state, start_from
 from genjax.train.step import StepConfig, train_step
 
 log = logging.getLogger("genjax.train")
@@ -90,26 +90,6 @@ def build(config):
   return model, spec, tx, StepConfig.from_config(config), create
 
 
-def start_from(state, path, tx, shardings):
-  """A fresh state whose params and EMA params are those of an exported weights file (a
-  {"params": ...} msgpack, e.g. genjax.apps.vr.depth_estimation.export_weights), with a fresh
-  optimizer state: fine-tuning. The file's tree must match the model's exactly."""
-  from flax import serialization, traverse_util
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"train.init_params {path}: no such file")
-  loaded = serialization.msgpack_restore(path.read_bytes())["params"]
-  shapes = lambda tree: {k: (tuple(v.shape), str(v.dtype))               # noqa: E731
-                         for k, v in traverse_util.flatten_dict(dict(tree)).items()}
-  if shapes(loaded) != shapes(state.params):
-    raise ValueError(f"train.init_params {path}: its parameters do not match the model's "
-                     f"(another model config?)")
-  loaded = serialization.from_state_dict(state.params, loaded)
-  params = jax.device_put(jax.tree.map(jnp.asarray, loaded), shardings.params)
-  return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),
-                       opt_state=jax.jit(tx.init, out_shardings=shardings.opt_state)(params))
-
-
 def make_step_fn(config, mesh, state_shardings):
   """The train step, jitted with shardings and the state donated."""
   model, spec, tx, step_cfg, _ = build(config)
@@ -167,7 +147,7 @@ class DiffusionTrainer:
                        f"{config.data.path} has {len(info.class_names)} classes")
 
   def build(self) -> None:
-    self.model, self.spec, _, self.step_cfg, self.create_state = build(self.config)
+    self.model, self.spec, self.tx, self.step_cfg, self.create_state = build(self.config)
     loader = data.make_loader(self.config.data, global_batch_size=self.config.train.batch_size,
                               seed=self.config.seed, info=self.info)
     self._data_iter = iter(loader)
@@ -180,6 +160,9 @@ class DiffusionTrainer:
 
   def make_step_fn(self, mesh, state_shardings):
     return make_step_fn(self.config, mesh, state_shardings)
+
+  def start_from(self, state, path, shardings):
+    return start_from(state, path, self.tx, shardings)
 
   def make_preview_fn(self, mesh):
     config, model = self.config, self.model
@@ -273,7 +256,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   else:
     state = jax.jit(create, out_shardings=shardings)(init_key)
     if config.train.get("init_params"):
-      state = start_from(state, config.train.init_params, tx, shardings)
+      state = trainer.start_from(state, config.train.init_params, shardings)
       log.info("started from the parameters in %s", config.train.init_params)
     if is_main:
       run_config.write(workdir, config)

@@ -1,5 +1,6 @@
 """TrainState: everything that changes during training, as one pytree."""
 
+import pathlib
 from typing import Any
 
 import flax.struct
@@ -42,3 +43,23 @@ def create_train_state(key: jax.Array, *, model, tx: optax.GradientTransformatio
   zero = jnp.zeros((), jnp.int32)
   return TrainState(step=zero, params=params, ema_params=jax.tree.map(jnp.copy, params),
                     opt_state=tx.init(params), rng=rng, skipped=zero)
+
+
+def start_from(state, path, tx, shardings):
+  """A fresh state whose params and EMA params are those of an exported weights file (a
+  {"params": ...} msgpack, e.g. genjax.apps.vr.depth_estimation.export_weights), with a fresh
+  optimizer state: fine-tuning. The file's tree must match the model's exactly."""
+  from flax import serialization, traverse_util
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"train.init_params {path}: no such file")
+  loaded = serialization.msgpack_restore(path.read_bytes())["params"]
+  shapes = lambda tree: {k: (tuple(v.shape), str(v.dtype))               # noqa: E731
+                         for k, v in traverse_util.flatten_dict(dict(tree)).items()}
+  if shapes(loaded) != shapes(state.params):
+    raise ValueError(f"train.init_params {path}: its parameters do not match the model's "
+                     f"(another model config?)")
+  loaded = serialization.from_state_dict(state.params, loaded)
+  params = jax.device_put(jax.tree.map(jnp.asarray, loaded), shardings.params)
+  return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),
+                       opt_state=jax.jit(tx.init, out_shardings=shardings.opt_state)(params))
