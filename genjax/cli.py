@@ -54,6 +54,18 @@ def _cmd_train(args, overrides) -> int:
   return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
 
 
+def _cmd_distill(args, overrides) -> int:
+  from genjax.train import distill_run
+  summary = distill_run.distill_run(args.workdir, args.out, steps=args.steps,
+                                    train_steps=args.train_steps, overrides=overrides,
+                                    accept_config_change=args.accept_config_change)
+  _print_summary(summary)
+  if summary.interrupted_by is None:
+    print(f"sample it with: genjax sample --workdir {args.out} -o OUT (defaults to its "
+          f"{args.steps} DDIM steps)")
+  return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
+
+
 def _cmd_tune(args, overrides) -> int:
   from genjax import configs
   from genjax.train import tune
@@ -206,6 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
                  help="seconds until a dead peer stops the run (default 100)")
   p.set_defaults(fn=_cmd_train)
 
+  p = sub.add_parser("distill", help="distil a trained run into a few-step student run "
+                                      "(progressive distillation onto N DDIM steps)")
+  p.add_argument("--workdir", required=True, help="the teacher's run folder")
+  p.add_argument("--steps", type=int, required=True, help="the student's sampling steps (NFE)")
+  p.add_argument("--out", required=True, help="the student's run folder (run again to resume)")
+  p.add_argument("--train-steps", type=int, default=None,
+                 help="distillation steps (default 1000, or the student's on resume); override "
+                      "any field with --config.section.key=value, e.g. "
+                      "--config.distill.teacher_substeps=8")
+  p.add_argument("--accept-config-change", action="store_true",
+                 help="resume although the student's config changes (recorded)")
+  p.set_defaults(fn=_cmd_distill)
+
   p = sub.add_parser("tune", help="measure the CPU conv autotune table for a config's train "
                                    "step (genjax train does it on first use otherwise)")
   _add_config_args(p, default="tiny")
@@ -218,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--batch", type=int, default=16, help="images per compiled call")
   p.add_argument("--sampler", default=None,
                  help="ddpm, ddim, euler, heun, dpm++2m, dpmpp_3m, dpmpp_2m_sde, unipc "
-                      "(default: dpm++2m; ddim for --init, ddpm for --mask)")
-  p.add_argument("--steps", type=int, default=25)
+                      "(default: dpm++2m; ddim for --init, ddpm for --mask; a distilled "
+                      "student's own)")
+  p.add_argument("--steps", type=int, default=None,
+                 help="sampler steps (default 25; a distilled student's own)")
   p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
   p.add_argument("--class", dest="label", type=int, default=None, help="class label")
   p.add_argument("--seed", type=int, default=0)
@@ -234,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("export", help="serialize the compiled sampler with jax.export")
   p.add_argument("--workdir", required=True)
   p.add_argument("-o", "--out", required=True, help="output file, e.g. sampler.jaxexport")
-  p.add_argument("--sampler", default="ddim")
-  p.add_argument("--steps", type=int, default=50)
+  p.add_argument("--sampler", default=None, help="default ddim (a distilled student's own)")
+  p.add_argument("--steps", type=int, default=None, help="default 50 (a student's own)")
   p.add_argument("--guidance", type=float, default=1.0)
   p.add_argument("--class", dest="label", type=int, default=None)
   p.add_argument("--platforms", default="cpu", help="comma-separated: cpu,cuda,tpu")

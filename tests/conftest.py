@@ -244,3 +244,58 @@ def children():
   import types
   return types.SimpleNamespace(env=child_env, finish=finish, hung=hung, wait_until=wait_until,
                                timeout_s=HANG_TIMEOUT_S)
+
+
+# ---- exact resume: a run SIGKILLed after a checkpoint and resumed, against a straight run --
+
+def _finished_checkpoint(workdir, step: int) -> bool:
+  return (workdir / "checkpoints" / str(step) / "_CHECKPOINT_METADATA").exists()
+
+
+def kill_resume_compare(command, straight, killed, *, steps: int, every: int, log_path):
+  """Runs `command(workdir)` (argv of a `genjax` run of `steps` steps, checkpoints every
+  `every`) into `straight` uninterrupted, and into `killed` SIGKILLed once checkpoint
+  2 * every is written, then resumed; asserts the final params, EMA, optimizer state, step
+  and every logged loss are bitwise equal. Returns (straight, killed)."""
+  import subprocess
+  import jax
+  import numpy as np
+  from genjax.sample.load import restore_subtrees
+  from genjax.train import logbook
+  env = child_env(PYTHONUNBUFFERED="1")
+  if not (straight / "summary.json").is_file():
+    code, _, err = finish(subprocess.Popen(command(straight), env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE), "the uninterrupted run")
+    assert code == 0, err[-3000:]
+  with open(log_path, "wb") as f:
+    proc = subprocess.Popen(command(killed), env=env, stdout=f, stderr=subprocess.STDOUT)
+  # No deadline on the run's speed: only a hang (HANG_TIMEOUT_S) ends the wait.
+  wait_until(lambda: _finished_checkpoint(killed, 2 * every), [proc],
+             f"the run to be killed, before checkpoint {2 * every}", log_path.read_text)
+  proc.send_signal(signal.SIGKILL)
+  finish(proc, "the SIGKILLed run")
+  assert not _finished_checkpoint(killed, steps)
+  code, _, err = finish(subprocess.Popen(command(killed), env=env, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE), "the resumed run")
+  assert code == 0, err[-3000:]
+  assert "resumed from" in err
+
+  names = ("params", "ema_params", "opt_state", "step")
+  a, b = (restore_subtrees(w, names, step=steps) for w in (straight, killed))
+  for name in ("params", "ema_params", "opt_state"):
+    leaves_a, leaves_b = jax.tree.leaves(a[name]), jax.tree.leaves(b[name])
+    assert len(leaves_a) == len(leaves_b) > 0
+    for x, y in zip(leaves_a, leaves_b):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+  assert int(a["step"]) == int(b["step"]) == steps
+  la, lb = ({r["step"]: r["loss"] for r in logbook.read_records(w / "metrics.jsonl")}
+            for w in (straight, killed))
+  assert sorted(la) == sorted(lb) == list(range(1, steps + 1))
+  assert la == lb
+  return straight, killed
+
+
+@pytest.fixture(scope="session")
+def exact_resume():
+  """`kill_resume_compare` above, for the resume tests of every kind of run."""
+  return kill_resume_compare

@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 
 from genjax import files
 from genjax.image import io as image_io
-from genjax.sample.load import load_run
+from genjax.sample.load import load_run, sampling_defaults
 from genjax.sample.sampler import make_img2img, make_inpainter, make_sampler, per_sample_keys
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _read_mask(path, init_path, hw: tuple[int, int]) -> np.ndarray:
 
 
 def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
-                     sampler: str | None = None, steps: int = 25, guidance: float = 1.0,
+                     sampler: str | None = None, steps: int | None = None, guidance: float = 1.0,
                      label: int | None = None, seed: int = 0, init=None, strength: float = 0.6,
                      mask=None, resample: int = 4, progress: bool = True) -> list[pathlib.Path]:
   """Writes n images (sample_00000.png, ...) and grid.png into out_dir; returns the paths.
@@ -99,7 +99,9 @@ def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
   images come out at the model's resolution. batch_size is capped at n. Sample i comes
   from fold_in(PRNGKey(seed), i) whatever the batch size.
   sampler: default dpm++2m, ddim for img2img, ddpm for RePaint inpainting (a multistep
-  solver does not survive RePaint's re-noising).
+  solver does not survive RePaint's re-noising); steps: default 25. A distilled student
+  (config.distill.steps > 0) defaults to its own steps, and its sampler when sampling
+  (sampling_defaults).
   """
   if n < 1 or batch_size < 1:
     raise ValueError(f"--n and --batch must be >= 1, got {n} and {batch_size}")
@@ -108,6 +110,10 @@ def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
     raise ValueError("--mask needs --init (the image to inpaint)")
   out_dir = files.check_can_create(out_dir, "-o", folder=True)
   config, model, spec, params = load_run(workdir)
+  student_sampler, default_steps = sampling_defaults(config, sampler=None, steps=25)
+  steps = default_steps if steps is None else steps
+  if init is None:  # editing keeps its own samplers (ddim, RePaint's ddpm)
+    sampler = sampler or student_sampler
   if label is not None and not 0 <= label < config.model.num_classes:
     raise ValueError(f"--class {label} is out of range: the model has "
                      f"{config.model.num_classes} classes")

@@ -20,8 +20,8 @@ import tqdm
 
 from genjax import data, diffusion, files, models
 from genjax.image import io as image_io
-from genjax.train import (checkpoint, depth, distributed, evaluation, logbook, optimizer, plots,
-                          preview, run_config, runtime, sharding)
+from genjax.train import (checkpoint, depth, distributed, evaluation, frozen, logbook, optimizer,
+                          plots, preview, run_config, runtime, sharding)
 from genjax.train.state import create_train_state
 from genjax.train.step import StepConfig, train_step
 
@@ -88,14 +88,19 @@ def build(config):
   return model, spec, tx, StepConfig.from_config(config), create
 
 
-def make_step_fn(config, mesh, state_shardings):
-  """The train step, jitted with shardings and the state donated."""
+def make_step_fn(config, mesh, state_shardings, frozen_params=None):
+  """The train step, jitted with shardings and the state donated. frozen_params (placed
+  like the state's params): bound as the step's third, non-donated argument."""
   model, spec, tx, step_cfg, _ = build(config)
-  return jax.jit(
+  in_shardings = (state_shardings, sharding.batch_sharding(mesh))
+  if frozen_params is not None:
+    in_shardings += (state_shardings.params,)
+  jitted = jax.jit(
       functools.partial(train_step, model=model, spec=spec, tx=tx, cfg=step_cfg),
-      in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+      in_shardings=in_shardings,
       out_shardings=(state_shardings, sharding.replicated(mesh)),
       donate_argnums=0)
+  return jitted if frozen_params is None else frozen.WithFrozen(jitted, frozen_params)
 
 
 def global_batch(local_batch: dict, mesh) -> dict:
@@ -126,8 +131,14 @@ def _has_steps(directory: pathlib.Path) -> bool:
 
 
 def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
-          accept_config_change: bool = False) -> RunSummary:
+          accept_config_change: bool = False, frozen_params=None,
+          init_params=None) -> RunSummary:
   """Trains (or resumes) the run in `workdir`. Returns its summary; see module docstring.
+
+  frozen_params: a params tree the loss reads and never trains (`frozen=` of the
+  train.objective's loss; a distillation teacher). init_params: a new run's params and
+  ema_params start from this tree (ignored on resume). Both: host or device arrays of the
+  model's param shapes (genjax.train.distill_run passes the teacher's EMA params).
 
   A bad config value, or (on resume) a config that differs from the run's config.json in a
   key outside `run_config.FREE_ON_RESUME`, raises ConfigError before anything is written or
@@ -172,8 +183,14 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
         log.warning("config changed at step %d: %s %s -> %s", step, key, old, new)
   else:
     state = jax.jit(create, out_shardings=shardings)(init_key)
+    if init_params is not None:  # two device_puts of host arrays: two buffers to donate
+      host = jax.device_get(init_params)
+      state = state.replace(params=jax.device_put(host, shardings.params),
+                            ema_params=jax.device_put(host, shardings.params))
     if is_main:
       run_config.write(workdir, config)
+  if frozen_params is not None:
+    frozen_params = jax.device_put(jax.device_get(frozen_params), shardings.params)
   start = int(state.step)
   if start >= config.train.num_steps:
     log.warning("the run is at step %d, train.num_steps=%d: nothing to train", start,
@@ -182,8 +199,8 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   # its convolutions tuned if the autotune table lacks them, and runtime.json written.
   first_batch = global_batch(next(data_iter), mesh) if start < config.train.num_steps else None
   step_fn = distributed.CompiledTogether(runtime.prepare_step(
-      config, workdir, lambda: make_step_fn(config, mesh, shardings), state, first_batch,
-      recorded=recorded), "train_step")
+      config, workdir, lambda: make_step_fn(config, mesh, shardings, frozen_params), state,
+      first_batch, recorded=recorded), "train_step")
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(abstract.params))
   log.info("model: %.2fM parameters; mesh %s; global batch %d", n_params / 1e6,
            dict(mesh.shape), config.train.batch_size)

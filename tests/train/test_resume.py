@@ -1,72 +1,18 @@
 """Exact resume: a run killed with SIGKILL after a checkpoint and resumed ends
-bitwise equal to an uninterrupted run, with the same logged losses."""
+bitwise equal to an uninterrupted run, with the same logged losses (the procedure:
+tests/conftest.py kill_resume_compare)."""
 
-import pathlib
-import signal
-import subprocess
 import sys
-
-import jax
-import numpy as np
-
-from genjax.sample.load import restore_subtrees
-from genjax.train import logbook
 
 STEPS, EVERY = 12, 4
 
 
-def _train_cmd(workdir, overrides):
-  return [sys.executable, "-m", "genjax.cli", "train", "--config=tiny", f"--workdir={workdir}",
-          *[f"--config.{o}" for o in overrides]]
-
-
-def _finished_checkpoint(workdir: pathlib.Path, step: int) -> bool:
-  return (workdir / "checkpoints" / str(step) / "_CHECKPOINT_METADATA").exists()
-
-
-def _final_state(workdir: pathlib.Path):
-  return restore_subtrees(workdir, ("params", "ema_params", "opt_state", "step"), step=STEPS)
-
-
-def _losses(workdir):
-  return {r["step"]: r["loss"] for r in logbook.read_records(workdir / "metrics.jsonl")}
-
-
-def test_sigkill_then_resume_is_bitwise_exact(tmp_path, tiny_overrides, children):
+def test_sigkill_then_resume_is_bitwise_exact(tmp_path, tiny_overrides, exact_resume):
   overrides = tiny_overrides + [f"train.num_steps={STEPS}", f"train.checkpoint_every={EVERY}",
                                 "train.keep_checkpoints=5"]
-  env = children.env(PYTHONUNBUFFERED="1")
-  straight, killed = tmp_path / "straight", tmp_path / "killed"
-  code, _, err = children.finish(subprocess.Popen(
-      _train_cmd(straight, overrides), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-      "the uninterrupted run")
-  assert code == 0, err[-3000:]
 
-  log = tmp_path / "killed.log"
-  with open(log, "wb") as f:
-    proc = subprocess.Popen(_train_cmd(killed, overrides), env=env, stdout=f,
-                            stderr=subprocess.STDOUT)
-  # No deadline on the run's speed: only a hang (HANG_TIMEOUT_S) ends the wait.
-  children.wait_until(lambda: _finished_checkpoint(killed, 2 * EVERY), [proc],
-                      f"the run to be killed, before checkpoint {2 * EVERY}", log.read_text)
-  proc.send_signal(signal.SIGKILL)
-  children.finish(proc, "the SIGKILLed run")
-  assert not _finished_checkpoint(killed, STEPS)
-
-  code, _, err = children.finish(subprocess.Popen(
-      _train_cmd(killed, overrides), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-      "the resumed run")
-  assert code == 0, err[-3000:]
-  assert "resumed from" in err
-
-  a, b = _final_state(straight), _final_state(killed)
-  for name in ("params", "ema_params", "opt_state"):
-    leaves_a, leaves_b = jax.tree.leaves(a[name]), jax.tree.leaves(b[name])
-    assert len(leaves_a) == len(leaves_b) > 0
-    for x, y in zip(leaves_a, leaves_b):
-      np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
-  assert int(a["step"]) == int(b["step"]) == STEPS
-
-  la, lb = _losses(straight), _losses(killed)
-  assert sorted(la) == sorted(lb) == list(range(1, STEPS + 1))
-  assert la == lb
+  def command(workdir):
+    return [sys.executable, "-m", "genjax.cli", "train", "--config=tiny", f"--workdir={workdir}",
+            *[f"--config.{o}" for o in overrides]]
+  exact_resume(command, tmp_path / "straight", tmp_path / "killed", steps=STEPS, every=EVERY,
+               log_path=tmp_path / "killed.log")
