@@ -80,16 +80,23 @@ def _cmd_sample(args, overrides) -> int:
   paths = run.sample_to_folder(
       args.workdir, args.out, n=args.n, batch_size=args.batch, sampler=args.sampler,
       steps=args.steps, guidance=args.guidance, label=args.label, seed=args.seed,
-      init=args.init, strength=args.strength, mask=args.mask, resample=args.resample)
+      init=args.init, strength=args.strength, mask=args.mask, resample=args.resample,
+      sampler_options=_sampler_options(args))
   print(f"wrote {len(paths)} images and grid.png to {args.out}")
   return 0
+
+
+def _sampler_options(args) -> dict:
+  from genjax.sample.sampler import parse_sampler_options
+  return parse_sampler_options(args.sampler_option)
 
 
 def _cmd_export(args, overrides) -> int:
   from genjax.sample import export
   path = export.export_sampler(args.workdir, args.out, sampler=args.sampler, steps=args.steps,
                                guidance=args.guidance, label=args.label,
-                               platforms=tuple(args.platforms.split(",")))
+                               platforms=tuple(args.platforms.split(",")),
+                               sampler_options=_sampler_options(args))
   print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and its checksum "
         f"{export.checksum_path(path).name}; run it with genjax.sample.export.call_exported "
         f"(verifies the checksum) or jax.export.deserialize(...).call(noise, keys)")
@@ -218,15 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
                  help="seconds until a dead peer stops the run (default 100)")
   p.set_defaults(fn=_cmd_train)
 
-  p = sub.add_parser("distill", help="distil a trained run into a few-step student run "
-                                      "(progressive distillation onto N DDIM steps)")
+  p = sub.add_parser("distill", help="distil a run into an N-step student run (progressive "
+                     "distillation; --config.section.key=value overrides the student's config)")
   p.add_argument("--workdir", required=True, help="the teacher's run folder")
   p.add_argument("--steps", type=int, required=True, help="the student's sampling steps (NFE)")
   p.add_argument("--out", required=True, help="the student's run folder (run again to resume)")
   p.add_argument("--train-steps", type=int, default=None,
-                 help="distillation steps (default 1000, or the student's on resume); override "
-                      "any field with --config.section.key=value, e.g. "
-                      "--config.distill.teacher_substeps=8")
+                 help="distillation steps (default 1000, or the student's on resume)")
   p.add_argument("--accept-config-change", action="store_true",
                  help="resume although the student's config changes (recorded)")
   p.set_defaults(fn=_cmd_distill)
@@ -256,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--strength", type=float, default=0.6, help="img2img noise strength in [0, 1]")
   p.add_argument("--mask", help="inpainting mask, same size as --init: white = keep")
   p.add_argument("--resample", type=int, default=4, help="RePaint resampling rounds per step")
+  p.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                 help="a sampler option, repeatable: order=3 (unipc: 1-3), variant=bh1, "
+                      "corrector=False, eta=0.5 (ddim, dpmpp_2m_sde), grid=karras, ...")
   p.set_defaults(fn=_cmd_sample)
 
   p = sub.add_parser("export", help="serialize the compiled sampler with jax.export")
@@ -266,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--guidance", type=float, default=1.0)
   p.add_argument("--class", dest="label", type=int, default=None)
   p.add_argument("--platforms", default="cpu", help="comma-separated: cpu,cuda,tpu")
+  p.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                 help="a sampler option, repeatable (as genjax sample's)")
   p.set_defaults(fn=_cmd_export)
 
   p = sub.add_parser("eval", help="sample-quality metrics: SWD, KID, FID, precision/recall")
@@ -279,8 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--inception-weights", default=None,
                  help=".npz from python -m genjax.metrics.convert_inception")
   p.add_argument("--size", default=None, help="HxW for two image folders")
-  p.add_argument("--sampler", default="dpm++2m")
-  p.add_argument("--steps", type=int, default=25)
+  p.add_argument("--sampler", default=None, help="default dpm++2m (a student's own)")
+  p.add_argument("--steps", type=int, default=None, help="default 25 (a student's own)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("-o", "--out", default=None, help="JSON file for the results")
   p.set_defaults(fn=_cmd_eval)

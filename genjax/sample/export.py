@@ -27,12 +27,13 @@ from genjax.sample.sampler import make_sampler
 
 def export_sampler(workdir, out_path, *, sampler: str | None = None, steps: int | None = None,
                    guidance: float = 1.0, label: int | None = None,
-                   platforms=("cpu",)) -> pathlib.Path:
+                   platforms=("cpu",), sampler_options: dict | None = None) -> pathlib.Path:
   """Serializes the run's EMA sampler to `out_path` and its checksum to `out_path`.sha256
   (both written atomically); returns the artifact's path.
 
   platforms: lowering targets, e.g. ("cpu", "cuda", "tpu"): one artifact can serve several.
-  sampler, steps: default ddim at 50 steps, a distilled student's own (sampling_defaults).
+  sampler, steps: default ddim at 50 steps, a distilled student's own (sampling_defaults);
+  sampler_options: the sampler's keyword options (e.g. {"order": 3} for unipc).
   """
   out_path = files.check_can_create(out_path, "-o")
   if out_path.is_dir():
@@ -44,7 +45,7 @@ def export_sampler(workdir, out_path, *, sampler: str | None = None, steps: int 
   steps = default_steps if steps is None else steps
   h, w = config.data.image_size
   sample = make_sampler(model, spec, image_shape=(h, w), sampler=sampler, steps=steps,
-                        guidance=guidance, clip_x0=1.0)
+                        guidance=guidance, clip_x0=1.0, **(sampler_options or {}))
   params = jax.device_get(params)
 
   def from_noise(noise, raw_keys):

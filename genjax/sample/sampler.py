@@ -1,6 +1,8 @@
 """make_sampler: a trained model -> one pure sampling function, the whole loop one XLA program."""
 
+import ast
 import dataclasses
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +18,35 @@ def _sampler_name(name: str) -> str:
   name = _ALIASES.get(name, name)
   diffusion.get_sampler(name)  # raises, listing the valid names
   return name
+
+
+def check_sampler_options(sampler: str, options: dict) -> dict:
+  """`options` if sampler `sampler` takes every one of them by name (values are checked by
+  the sampler when it runs, e.g. unipc's order in 1..3); else ValueError naming the option
+  and the sampler's options."""
+  fn = diffusion.get_sampler(_sampler_name(sampler))
+  valid = [n for n, p in inspect.signature(fn).parameters.items()
+           if p.kind is p.KEYWORD_ONLY and n != "steps"]
+  for name in options:
+    if name not in valid:
+      raise ValueError(f"sampler {sampler!r} has no option {name!r}; its options: "
+                       f"{', '.join(valid) or 'none'}")
+  return dict(options)
+
+
+def parse_sampler_options(items) -> dict:
+  """["order=3", "variant=bh1", "corrector=False"] -> {"order": 3, "variant": "bh1", ...}:
+  values as Python literals, else strings. A malformed item is a ValueError naming it."""
+  out = {}
+  for item in items or ():
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+      raise ValueError(f"sampler option {item!r} is not KEY=VALUE (e.g. order=3)")
+    try:
+      out[key.strip()] = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      out[key.strip()] = text.strip()
+  return out
 
 
 def _check_steps(steps) -> int:
@@ -110,6 +141,7 @@ def make_sampler(model, spec: diffusion.DiffusionSpec, *, image_shape: tuple[int
   name = _sampler_name(sampler)
   _check_steps(steps)
   _check_guidance(model, guidance)
+  check_sampler_options(name, sampler_options)
   h, w = image_shape
 
   def sample_fn(params, key, num, *, labels=None, cond=None):
