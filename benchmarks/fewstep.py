@@ -162,7 +162,7 @@ def main(argv=None) -> dict:
     lines.append(f"- {key}: {value if not isinstance(value, float) else format(value, '.3g')}")
   (out / "fewstep.md").write_text("\n".join(lines) + "\n")
   _chart(rows, out / "fewstep.png",
-         f"{args.config}: SWD vs NFE ({args.samples} samples, teacher {teacher.name})")
+         f"{args.config}: SWD vs NFE ({args.samples} samples against the data)")
   print("\n".join(lines[2:]))
   print(f"wrote {out / 'fewstep.json'}, {out / 'fewstep.md'}, {out / 'fewstep.png'}")
   return payload
