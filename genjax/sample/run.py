@@ -120,7 +120,7 @@ def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
     sampler = sampler or student_sampler or "dpm++2m"
   else:
     sampler = sampler or ("ddim" if mask is None else "ddpm")
-  options = check_sampler_options(sampler, sampler_options or {})  # unknown: named at once
+  options = check_sampler_options(sampler, sampler_options or {}, spec)  # before any work
   if label is not None and not 0 <= label < config.model.num_classes:
     raise ValueError(f"--class {label} is out of range: the model has "
                      f"{config.model.num_classes} classes")

@@ -20,10 +20,11 @@ def _sampler_name(name: str) -> str:
   return name
 
 
-def check_sampler_options(sampler: str, options: dict) -> dict:
-  """`options` if sampler `sampler` takes every one of them by name (values are checked by
-  the sampler when it runs, e.g. unipc's order in 1..3); else ValueError naming the option
-  and the sampler's options."""
+def check_sampler_options(sampler: str, options: dict, spec=None) -> dict:
+  """`options` if sampler `sampler` takes every one of them by name, else ValueError naming
+  the option and the sampler's options. With `spec`, the values too: the sampler is traced
+  once, abstractly, on a 1-pixel stand-in denoiser, so a bad value (unipc order=7) is named
+  before any model runs."""
   fn = diffusion.get_sampler(_sampler_name(sampler))
   valid = [n for n, p in inspect.signature(fn).parameters.items()
            if p.kind is p.KEYWORD_ONLY and n != "steps"]
@@ -31,6 +32,13 @@ def check_sampler_options(sampler: str, options: dict) -> dict:
     if name not in valid:
       raise ValueError(f"sampler {sampler!r} has no option {name!r}; its options: "
                        f"{', '.join(valid) or 'none'}")
+  if spec is not None and options:
+    given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    try:
+      jax.eval_shape(lambda key: fn(lambda x, t: jnp.zeros_like(x), key, (1, 1, 1, 1), spec,
+                                    steps=2, **options), jax.random.PRNGKey(0))
+    except (ValueError, TypeError) as e:
+      raise ValueError(f"sampler {sampler!r} option {given}: {e}") from None
   return dict(options)
 
 
@@ -141,7 +149,7 @@ def make_sampler(model, spec: diffusion.DiffusionSpec, *, image_shape: tuple[int
   name = _sampler_name(sampler)
   _check_steps(steps)
   _check_guidance(model, guidance)
-  check_sampler_options(name, sampler_options)
+  check_sampler_options(name, sampler_options, spec)
   h, w = image_shape
 
   def sample_fn(params, key, num, *, labels=None, cond=None):

