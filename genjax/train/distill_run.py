@@ -42,10 +42,11 @@ def _teacher_step(teacher: pathlib.Path) -> int:
   return max(steps)
 
 
-def student_config(teacher_config, teacher: pathlib.Path, teacher_step: int, *, steps: int,
+def student_config(base, teacher: pathlib.Path, teacher_step: int, *, steps: int,
                    train_steps: int, overrides=()):
-  """The student's config (module docstring): the teacher's, marked and set up for N steps."""
-  config = configs.from_json(teacher_config.to_json_best_effort())
+  """The student's config (module docstring): `base` (the teacher's config; on resume the
+  student's own) marked as a student of `teacher` and set up for N steps."""
+  config = configs.from_json(base.to_json_best_effort())
   configs.apply_overrides(config, [
       ("train.objective", "distill"), ("distill.teacher", str(teacher.absolute())),
       ("distill.teacher_step", teacher_step), ("distill.steps", steps),
@@ -73,7 +74,7 @@ def distill_run(teacher, out, *, steps: int, train_steps: int | None = None, ove
     raise FileNotFoundError(f"--workdir {teacher} is not a genjax run folder: no config.json")
   if out.absolute().resolve() == teacher.absolute().resolve():
     raise ValueError(f"--out {out} is the teacher's folder: give the student a folder of its own")
-  teacher_config = _teacher_config(teacher)
+  teacher_config = _read_config(teacher)
   objective = teacher_config.train.get("objective", "diffusion")
   if objective not in ("diffusion", "distill"):
     raise ValueError(f"--workdir {teacher} trains the {objective!r} objective: only a diffusion "
@@ -86,15 +87,18 @@ def distill_run(teacher, out, *, steps: int, train_steps: int | None = None, ove
       raise ValueError(f"--out {out} is a student of {recorded}, not of --workdir {teacher}")
     teacher_step = int(saved["distill.teacher_step"])
     train_steps = train_steps or int(saved["train.num_steps"])
+    # The student's own config, not the teacher's of today (which may have changed since).
+    base, teacher_path = _read_config(out), recorded
   elif saved is not None:
     raise ValueError(f"--out {out} is a run folder that is not a student: choose another --out")
   else:
     teacher_step = _teacher_step(teacher)
     train_steps = train_steps or DEFAULT_TRAIN_STEPS
+    base, teacher_path = teacher_config, teacher
   if not (teacher / "checkpoints" / str(teacher_step)).is_dir():
     raise FileNotFoundError(f"--workdir {teacher} no longer holds checkpoint {teacher_step}, "
                             f"the teacher of the student in {out}")
-  config = student_config(teacher_config, teacher, teacher_step, steps=steps,
+  config = student_config(base, teacher_path, teacher_step, steps=steps,
                           train_steps=train_steps, overrides=overrides)
   log.info("distilling %s (step %d) into a %d-step student in %s", teacher, teacher_step, steps,
            out)
@@ -103,6 +107,6 @@ def distill_run(teacher, out, *, steps: int, train_steps: int | None = None, ove
                     frozen_params=params, init_params=params)
 
 
-def _teacher_config(teacher: pathlib.Path):
-  path = teacher / run_config.CONFIG_FILE
+def _read_config(workdir: pathlib.Path):
+  path = workdir / run_config.CONFIG_FILE
   return configs.from_json(path.read_text(), source=str(path))
