@@ -74,6 +74,18 @@ def _cmd_train(args, overrides) -> int:
   return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
 
 
+def _cmd_distill(args, overrides) -> int:
+  from genjax.train import distill_run
+  summary = distill_run.distill_run(args.workdir, args.out, steps=args.steps,
+                                    train_steps=args.train_steps, overrides=overrides,
+                                    accept_config_change=args.accept_config_change)
+  _print_summary(summary)
+  if summary.interrupted_by is None:
+    print(f"sample it with: genjax sample --workdir {args.out} -o OUT (defaults to its "
+          f"{args.steps} DDIM steps)")
+  return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
+
+
 def _cmd_tune(args, overrides) -> int:
   from genjax import configs
   from genjax.train import tune
@@ -88,16 +100,23 @@ def _cmd_sample(args, overrides) -> int:
   paths = run.sample_to_folder(
       args.workdir, args.out, n=args.n, batch_size=args.batch, sampler=args.sampler,
       steps=args.steps, guidance=args.guidance, label=args.label, seed=args.seed,
-      init=args.init, strength=args.strength, mask=args.mask, resample=args.resample)
+      init=args.init, strength=args.strength, mask=args.mask, resample=args.resample,
+      sampler_options=_sampler_options(args))
   print(f"wrote {len(paths)} images and grid.png to {args.out}")
   return 0
+
+
+def _sampler_options(args) -> dict:
+  from genjax.sample.sampler import parse_sampler_options
+  return parse_sampler_options(args.sampler_option)
 
 
 def _cmd_export(args, overrides) -> int:
   from genjax.sample import export
   path = export.export_sampler(args.workdir, args.out, sampler=args.sampler, steps=args.steps,
                                guidance=args.guidance, label=args.label,
-                               platforms=tuple(args.platforms.split(",")))
+                               platforms=tuple(args.platforms.split(",")),
+                               sampler_options=_sampler_options(args))
   print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and its checksum "
         f"{export.checksum_path(path).name}; run it with genjax.sample.export.call_exported "
         f"(verifies the checksum) or jax.export.deserialize(...).call(noise, keys)")
@@ -144,23 +163,6 @@ def _cmd_comic(args, overrides) -> int:
   return 1 if result.failures else 0
 
 
-def _cmd_vr(args, overrides) -> int:
-  from genjax.apps.vr import run
-  result = run.vr_files(
-      args.inputs, args.out, mode=args.mode, fov=args.fov, pitch=args.pitch, roll=args.roll,
-      html=args.html, workdir=args.workdir,
-      steps=args.steps, seed=args.seed, sampler=args.sampler, out_height=args.height,
-      depth=args.depth, holes=args.holes, baseline=args.baseline,
-      convergence=args.convergence, cube=args.cube, ods_out=args.ods,
-      depth_weights=args.depth_weights)
-  print(f"wrote {len(result.written)} files to {args.out}")
-  for path, (column, gradient) in result.seams.items():
-    print(f"  {path}: seam column ratio {column:.3f}, gradient ratio {gradient:.3f}")
-  for path, message in result.failures:
-    print(f"genjax: failed: {message}", file=sys.stderr)
-  return 1 if result.failures else 0
-
-
 def _cmd_train_comic(args, overrides) -> int:
   import json
   from genjax import configs
@@ -201,6 +203,7 @@ def _print_summary(summary) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+  from genjax import cli_vr
   parser = _Parser(prog="genjax", description=(
       "genjax: a JAX engine for image generation (not the probabilistic-programming genjax)."),
       epilog="Compiled programs are cached in ~/.cache/genjax/jax ($GENJAX_CACHE_DIR/jax, "
@@ -219,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
   _add_run_args(p)
   p.set_defaults(fn=_cmd_train)
 
+  p = sub.add_parser("distill", help="distil a run into an N-step student run (progressive "
+                     "distillation; --config.section.key=value overrides the student's config)")
+  p.add_argument("--workdir", required=True, help="the teacher's run folder")
+  p.add_argument("--steps", type=int, required=True, help="the student's sampling steps (NFE)")
+  p.add_argument("--out", required=True, help="the student's run folder (run again to resume)")
+  p.add_argument("--train-steps", type=int, default=None,
+                 help="distillation steps (default 1000, or the student's on resume)")
+  p.add_argument("--accept-config-change", action="store_true",
+                 help="resume although the student's config changes (recorded)")
+  p.set_defaults(fn=_cmd_distill)
+
   p = sub.add_parser("tune", help="measure the CPU conv autotune table for a config's train "
                                    "step (genjax train does it on first use otherwise)")
   _add_config_args(p, default="tiny")
@@ -231,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--batch", type=int, default=16, help="images per compiled call")
   p.add_argument("--sampler", default=None,
                  help="ddpm, ddim, euler, heun, dpm++2m, dpmpp_3m, dpmpp_2m_sde, unipc "
-                      "(default: dpm++2m; ddim for --init, ddpm for --mask)")
-  p.add_argument("--steps", type=int, default=25)
+                      "(default: dpm++2m; ddim for --init, ddpm for --mask; a distilled "
+                      "student's own)")
+  p.add_argument("--steps", type=int, default=None,
+                 help="sampler steps (default 25; a distilled student's own)")
   p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
   p.add_argument("--class", dest="label", type=int, default=None, help="class label")
   p.add_argument("--seed", type=int, default=0)
@@ -242,16 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--strength", type=float, default=0.6, help="img2img noise strength in [0, 1]")
   p.add_argument("--mask", help="inpainting mask, same size as --init: white = keep")
   p.add_argument("--resample", type=int, default=4, help="RePaint resampling rounds per step")
+  p.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                 help="a sampler option, repeatable: order=3 (unipc: 1-3), variant=bh1, "
+                      "corrector=False, eta=0.5 (ddim, dpmpp_2m_sde), grid=karras, ...")
   p.set_defaults(fn=_cmd_sample)
 
   p = sub.add_parser("export", help="serialize the compiled sampler with jax.export")
   p.add_argument("--workdir", required=True)
   p.add_argument("-o", "--out", required=True, help="output file, e.g. sampler.jaxexport")
-  p.add_argument("--sampler", default="ddim")
-  p.add_argument("--steps", type=int, default=50)
+  p.add_argument("--sampler", default=None, help="default ddim (a distilled student's own)")
+  p.add_argument("--steps", type=int, default=None, help="default 50 (a student's own)")
   p.add_argument("--guidance", type=float, default=1.0)
   p.add_argument("--class", dest="label", type=int, default=None)
   p.add_argument("--platforms", default="cpu", help="comma-separated: cpu,cuda,tpu")
+  p.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                 help="a sampler option, repeatable (as genjax sample's)")
   p.set_defaults(fn=_cmd_export)
 
   p = sub.add_parser("eval", help="sample-quality metrics: SWD, KID, FID, precision/recall")
@@ -265,8 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--inception-weights", default=None,
                  help=".npz from python -m genjax.metrics.convert_inception")
   p.add_argument("--size", default=None, help="HxW for two image folders")
-  p.add_argument("--sampler", default="dpm++2m")
-  p.add_argument("--steps", type=int, default=25)
+  p.add_argument("--sampler", default=None, help="default dpm++2m (a student's own)")
+  p.add_argument("--steps", type=int, default=None, help="default 25 (a student's own)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("-o", "--out", default=None, help="JSON file for the results")
   p.set_defaults(fn=_cmd_eval)
@@ -299,51 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(fn=_cmd_comic)
 
 
-  p = sub.add_parser("vr", help="photo -> 360 panorama (photo sphere + viewer) and stereo pairs")
-  p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
-  p.add_argument("-o", "--out", required=True,
-                 help="output folder (<stem>.jpg, <stem>.html, <stem>_sbs.jpg, ...), or a .jpg "
-                      "for one input")
-  p.add_argument("--mode", choices=("panorama", "stereo", "both"), default="panorama")
-  p.add_argument("--fov", type=float, default=None,
-                 help="horizontal field of view in degrees, in (0, 180) (default: from the EXIF "
-                      "focal length, else 60)")
-  p.add_argument("--pitch", type=float, default=0.0, help="camera pitch in degrees (up > 0)")
-  p.add_argument("--roll", type=float, default=0.0, help="camera roll in degrees (clockwise > 0)")
-  p.add_argument("--html", action="store_true", help="also write a standalone HTML viewer")
-  p.add_argument("--cube", action="store_true",
-                 help="also write the six cube faces (<stem>_cube_<face>.jpg) and one-image "
-                      "layouts: <stem>_cube_strip.jpg (6:1, +X -X +Y -Y +Z -Z, as game "
-                      "engines import) and <stem>_cube_cross.jpg (4:3 horizontal cross)")
-  p.add_argument("--ods", action="store_true",
-                 help="also write an omnidirectional stereo panorama: <stem>_ods_tb.jpg "
-                      "(top-bottom, left eye on top) and <stem>_ods.vr.jpg (VR photo, GPano "
-                      "XMP); distances from a flat-ground prior, eye distance --baseline")
-  p.add_argument("--workdir", default=None,
-                 help="panorama run folder (genjax train --config=panorama_tiny or panorama); "
-                      "needed for --mode panorama/both; fills stereo holes with --holes model")
-  p.add_argument("--steps", type=int, default=50, help="sampler steps (default: %(default)s)")
-  p.add_argument("--sampler", default="ddpm",
-                 help="ddpm, ddim, euler, heun, dpm++2m, dpmpp_3m, dpmpp_2m_sde, unipc")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--height", type=int, default=None,
-                 help="panorama height in pixels, 2 to 4096, width 2x (default: the photo's "
-                      "resolution, at most 8192 wide)")
-  p.add_argument("--depth", default="auto",
-                 help="stereo depth: auto (default: genjax's depth UNet, or Depth Anything V2 "
-                      "with --depth-weights), unet, depth_anything, a depth map (.npy z-depth "
-                      "in metres, or an image with white = near), or a folder of <stem>.npy / "
-                      "<stem>.png")
-  p.add_argument("--depth-weights", default=None, metavar="FILE",
-                 help="weights of the depth method (depth_anything: required; unet: a "
-                      "depth_tiny run folder or exported file, default the shipped one)")
-  p.add_argument("--holes", choices=("auto", "model", "stopgap"), default="auto",
-                 help="stereo disocclusions: the run's sampler (model, needs --workdir) or "
-                      "background extension (stopgap; auto = stopgap, the more accurate)")
-  p.add_argument("--baseline", type=float, default=0.064, help="stereo eye distance, metres")
-  p.add_argument("--convergence", type=float, default=None,
-                 help="stereo zero-parallax distance, metres (default: infinity)")
-  p.set_defaults(fn=_cmd_vr)
+  cli_vr.add_parser(sub)
 
   p = sub.add_parser("train-comic", help="train the neural comic translator (paired / unpaired)")
   _add_config_args(p, "comic_tiny")

@@ -247,21 +247,30 @@ def children():
                                timeout_s=HANG_TIMEOUT_S)
 
 
-def sigkill_and_resume(tmp_path, command, *, kill_after: int, final: int):
-  """Exact-resume harness of a training CLI: `command(workdir)` (an argv list) runs
-  uninterrupted into tmp_path/straight; again into tmp_path/killed, SIGKILLed once its
-  checkpoint step `kill_after` is finished (before step `final`'s), then resumed with the
-  same command. Asserts every run that should finish exits 0 and that the resumed one says
-  "resumed from"; returns (straight, killed) run folders for the caller's comparisons."""
+def sigkill_and_resume(tmp_path, command, *, kill_after: int, final: int, straight=None,
+                       fields=("params", "ema_params", "opt_state", "step"), logged=("loss",)):
+  """The one exact-resume harness of the training CLIs (train, train-comic, distill).
+
+  `command(workdir)` (an argv list, a run of `final` steps) runs uninterrupted into
+  `straight` (default tmp_path/straight; a folder that already holds a finished run,
+  summary.json, is used as it is); again into tmp_path/killed, SIGKILLed once its checkpoint
+  step `kill_after` is finished (before step `final`'s), then resumed with the same command.
+  Asserts every run that should finish exits 0, the resumed one says "resumed from", the
+  state `fields` of both at step `final` are bitwise equal (non-empty; "step" == final), and
+  the `logged` metrics of every step 1..final (log_every=1) are equal. Returns (straight,
+  killed) for the caller's own checks."""
   import pathlib
+  import numpy as np
+  from genjax.train import checkpoint, logbook
   tmp_path = pathlib.Path(tmp_path)
   env = child_env(PYTHONUNBUFFERED="1")
   finished = lambda workdir, step: (  # noqa: E731
       workdir / "checkpoints" / str(step) / "_CHECKPOINT_METADATA").exists()
-  straight, killed = tmp_path / "straight", tmp_path / "killed"
-  code, _, err = finish(subprocess.Popen(command(straight), env=env, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE), "the uninterrupted run")
-  assert code == 0, err[-3000:]
+  straight, killed = pathlib.Path(straight or tmp_path / "straight"), tmp_path / "killed"
+  if not (straight / "summary.json").is_file():
+    code, _, err = finish(subprocess.Popen(command(straight), env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE), "the uninterrupted run")
+    assert code == 0, err[-3000:]
 
   log = tmp_path / "killed.log"
   with open(log, "wb") as f:
@@ -277,6 +286,20 @@ def sigkill_and_resume(tmp_path, command, *, kill_after: int, final: int):
                                          stderr=subprocess.PIPE), "the resumed run")
   assert code == 0, err[-3000:]
   assert "resumed from" in err
+
+  a, b = (checkpoint.restore_subtrees(w / "checkpoints", fields, step=final)
+          for w in (straight, killed))
+  for name in fields:
+    leaves_a, leaves_b = jax.tree.leaves(a[name]), jax.tree.leaves(b[name])
+    assert len(leaves_a) == len(leaves_b) > 0, name
+    for x, y in zip(leaves_a, leaves_b):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+  if "step" in fields:
+    assert int(a["step"]) == int(b["step"]) == final
+  metrics = lambda w: {r["step"]: tuple(r[k] for k in logged)  # noqa: E731
+                       for r in logbook.read_records(w / "metrics.jsonl")}
+  assert sorted(metrics(straight)) == list(range(1, final + 1))
+  assert metrics(straight) == metrics(killed)
   return straight, killed
 
 

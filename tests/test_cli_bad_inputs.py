@@ -28,6 +28,7 @@ CASES = [
     ("train", ["--workdir", "{out}", "--config.train.num_steps=-5"], "train.num_steps"),
     ("train", ["--workdir", "{out}", "--config.train.batch_size=0"], "train.batch_size"),
     ("train", ["--workdir", "{out}", "--nope"], "unrecognized arguments: --nope"),
+    ("train", ["--workdir", "{out}", "--config.train.objective=distill"], "genjax distill"),
     # train-comic
     ("train-comic", ["--workdir", "{out}", "--config=tiny"], "'tiny' is not a translator"),
     ("train-comic", ["--workdir", "{out}", "--config.train.nope=1"], "train.nope"),
@@ -62,6 +63,17 @@ CASES = [
                 "--strength", "2"], "strength"),
     ("sample", ["--workdir", "{run}", "-o", "{in}/notes.txt/sub"], "notes.txt is a file"),
     ("sample", ["--workdir", "{run}", "-o", "{in}/notes.txt"], "notes.txt is a file"),
+    ("sample", ["--workdir", "{run}", "-o", "{out}", "--sampler", "unipc", "--sampler-option",
+                "ordr=3"], "no option 'ordr'"),
+    ("sample", ["--workdir", "{run}", "-o", "{out}", "--sampler", "unipc", "--sampler-option",
+                "order=7"], "order must be 1, 2 or 3, got 7"),
+    ("sample", ["--workdir", "{run}", "-o", "{out}", "--sampler-option", "order"], "KEY=VALUE"),
+    # distill
+    ("distill", ["--workdir", "{in}", "--steps", "4", "--out", "{out}"], "no config.json"),
+    ("distill", ["--workdir", "{run}", "--steps", "0", "--out", "{out}"], "--steps"),
+    ("distill", ["--workdir", "{run}", "--steps", "4", "--out", "{run}"], "teacher's folder"),
+    ("distill", ["--workdir", "{run}", "--steps", "4", "--out", "{out}",
+                 "--config.distill.teacher_substeps=0"], "distill.teacher_substeps"),
     # export
     ("export", ["--workdir", "{in}/nowhere", "-o", "{out}"], "nowhere"),
     ("export", ["--workdir", "{run}", "-o", "{out}", "--sampler", "rk45"], "rk45"),

@@ -62,8 +62,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.label_dropout = 0.1        # classifier-free guidance: P(label -> null class)
   c.train.max_nonfinite_in_row = 20  # stop after this many skipped (NaN/Inf) steps in a row
   c.train.latitude_weighting = False  # weight the loss by cos(latitude) per row (equirect panoramas)
-  c.train.objective = "diffusion"    # "diffusion" | "depth" (genjax.train.step.LOSSES)
-  c.train.init_params = ""           # a fresh run starts from these params (an exported .msgpack)
+  c.train.objective = "diffusion"    # "diffusion" | "depth" | "distill" (genjax.train.step.LOSSES)
+  c.train.init_params = ""           # a fresh run starts from these params: an exported .msgpack
+                                     # or a run checkpoint RUN/checkpoints/STEP (its EMA params)
   c.train.log_every = 50
   c.train.sample_every = 5000
   c.train.checkpoint_every = 5000
@@ -77,6 +78,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.eval_batch_size = 64       # samples per compiled sampler call
   c.train.eval_sample_steps = 25     # DDIM steps of the evaluation samples
   c.train.keep_best_by = ""          # a logged eval metric (e.g. "swd"): also keep the best checkpoint in best/
+
+  # A distilled student (`genjax distill`, genjax.train.distill): which teacher, and the sampler
+  # and steps the student is trained for (the defaults of `genjax sample` on it). steps = 0:
+  # the run is not a student.
+  c.distill = ml_collections.ConfigDict()
+  c.distill.teacher = ""             # the teacher's run folder (absolute path)
+  c.distill.teacher_step = 0         # the teacher checkpoint (step) distilled
+  c.distill.steps = 0                # the student's sampler steps (NFE)
+  c.distill.sampler = "ddim"         # the student's sampler (its deterministic grid)
+  c.distill.teacher_substeps = 8     # teacher DDIM steps per student step (the target)
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1                   # -1: all devices left after the other axes

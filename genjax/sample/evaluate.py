@@ -27,7 +27,7 @@ def _parse_size(size) -> tuple[int, int] | None:
 
 def evaluate_sources(real: str, fake: str, *, metric_names="swd,kid", n: int = 1000,
                      features: str | None = None, inception_weights: str | None = None,
-                     size=None, sampler: str = "dpm++2m", steps: int = 25, seed: int = 0,
+                     size=None, sampler: str | None = None, steps: int | None = None, seed: int = 0,
                      out_json: str | os.PathLike | None = None, progress: bool = True) -> dict:
   """Evaluates `fake` (a run folder: n samples are drawn; or an image folder) against `real`
   (an image folder, a run folder: its training data, or a built-in dataset name).

@@ -21,26 +21,31 @@ import numpy as np
 from jax import export
 
 from genjax import files
-from genjax.sample.load import load_run
+from genjax.sample.load import load_run, sampling_defaults
 from genjax.sample.sampler import make_sampler
 
 
-def export_sampler(workdir, out_path, *, sampler: str = "ddim", steps: int = 50,
+def export_sampler(workdir, out_path, *, sampler: str | None = None, steps: int | None = None,
                    guidance: float = 1.0, label: int | None = None,
-                   platforms=("cpu",)) -> pathlib.Path:
+                   platforms=("cpu",), sampler_options: dict | None = None) -> pathlib.Path:
   """Serializes the run's EMA sampler to `out_path` and its checksum to `out_path`.sha256
   (both written atomically); returns the artifact's path.
 
   platforms: lowering targets, e.g. ("cpu", "cuda", "tpu"): one artifact can serve several.
+  sampler, steps: default ddim at 50 steps, a distilled student's own (sampling_defaults);
+  sampler_options: the sampler's keyword options (e.g. {"order": 3} for unipc).
   """
   out_path = files.check_can_create(out_path, "-o")
   if out_path.is_dir():
     raise ValueError(f"-o {out_path} is a folder; name the artifact file, e.g. "
                      f"{out_path / 'sampler.jaxexport'}")
   config, model, spec, params = load_run(workdir)
+  default_sampler, default_steps = sampling_defaults(config, sampler="ddim", steps=50)
+  sampler = sampler or default_sampler
+  steps = default_steps if steps is None else steps
   h, w = config.data.image_size
   sample = make_sampler(model, spec, image_shape=(h, w), sampler=sampler, steps=steps,
-                        guidance=guidance, clip_x0=1.0)
+                        guidance=guidance, clip_x0=1.0, **(sampler_options or {}))
   params = jax.device_get(params)
 
   def from_noise(noise, raw_keys):

@@ -54,13 +54,26 @@ def _check_params(params, model, config, config_path) -> None:
         f"was config.json replaced by another run's?")
 
 
+def sampling_defaults(config, *, sampler: str, steps: int) -> tuple[str, int]:
+  """(sampler, steps) a run is sampled with by default: a distilled student's own
+  (config.distill.sampler, config.distill.steps; genjax.train.distill), else those given."""
+  distilled = config.get("distill")
+  if distilled is not None and int(distilled.steps) > 0:
+    return str(distilled.sampler), int(distilled.steps)
+  return sampler, steps
+
+
 def load_sampler(workdir, *, step: int | None = None, **sampler_kwargs):
   """(sample_fn, params) for a run folder; sampler_kwargs go to `make_sampler`.
 
   Defaults as `genjax sample`: the run's image size and clip_x0=1, so the same seed gives
-  the same images as the CLI; images are float32 in [-1, 1].
+  the same images as the CLI, and a student's sampler and steps (`sampling_defaults`);
+  images are float32 in [-1, 1].
   """
   config, model, spec, params = load_run(workdir, step=step)
   sampler_kwargs.setdefault("image_shape", tuple(config.data.image_size))
   sampler_kwargs.setdefault("clip_x0", 1.0)
+  sampler, steps = sampling_defaults(config, sampler="dpm++2m", steps=25)
+  sampler_kwargs.setdefault("sampler", sampler)
+  sampler_kwargs.setdefault("steps", steps)
   return make_sampler(model, spec, **sampler_kwargs), params

@@ -11,8 +11,9 @@ from PIL import Image, ImageOps
 
 from genjax import files
 from genjax.image import io as image_io
-from genjax.sample.load import load_run
-from genjax.sample.sampler import make_img2img, make_inpainter, make_sampler, per_sample_keys
+from genjax.sample.load import load_run, sampling_defaults
+from genjax.sample.sampler import (check_sampler_options, make_img2img, make_inpainter,
+                                   make_sampler, per_sample_keys)
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,10 @@ def _read_mask(path, init_path, hw: tuple[int, int]) -> np.ndarray:
 
 
 def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
-                     sampler: str | None = None, steps: int = 25, guidance: float = 1.0,
+                     sampler: str | None = None, steps: int | None = None, guidance: float = 1.0,
                      label: int | None = None, seed: int = 0, init=None, strength: float = 0.6,
-                     mask=None, resample: int = 4, progress: bool = True) -> list[pathlib.Path]:
+                     mask=None, resample: int = 4, progress: bool = True,
+                     sampler_options: dict | None = None) -> list[pathlib.Path]:
   """Writes n images (sample_00000.png, ...) and grid.png into out_dir; returns the paths.
 
   init: img2img from this RGB image at `strength`; with `mask` (white = keep, the init's
@@ -99,7 +101,10 @@ def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
   images come out at the model's resolution. batch_size is capped at n. Sample i comes
   from fold_in(PRNGKey(seed), i) whatever the batch size.
   sampler: default dpm++2m, ddim for img2img, ddpm for RePaint inpainting (a multistep
-  solver does not survive RePaint's re-noising).
+  solver does not survive RePaint's re-noising); steps: default 25. A distilled student
+  (config.distill.steps > 0) defaults to its own steps, and its sampler when sampling
+  (sampling_defaults). sampler_options: keyword options of the sampler (e.g. {"order": 3}
+  for unipc; genjax.sample.sampler.parse_sampler_options reads them from KEY=VALUE strings).
   """
   if n < 1 or batch_size < 1:
     raise ValueError(f"--n and --batch must be >= 1, got {n} and {batch_size}")
@@ -108,6 +113,14 @@ def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
     raise ValueError("--mask needs --init (the image to inpaint)")
   out_dir = files.check_can_create(out_dir, "-o", folder=True)
   config, model, spec, params = load_run(workdir)
+  student_sampler, default_steps = sampling_defaults(config, sampler=None, steps=25)
+  steps = default_steps if steps is None else steps
+  # Editing keeps its own samplers (ddim; RePaint's ddpm), sampling a student's its own.
+  if init is None:
+    sampler = sampler or student_sampler or "dpm++2m"
+  else:
+    sampler = sampler or ("ddim" if mask is None else "ddpm")
+  options = check_sampler_options(sampler, sampler_options or {}, spec)  # before any work
   if label is not None and not 0 <= label < config.model.num_classes:
     raise ValueError(f"--class {label} is out of range: the model has "
                      f"{config.model.num_classes} classes")
@@ -116,21 +129,21 @@ def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
   root = jax.random.PRNGKey(seed)
 
   if init is None:
-    fn = make_sampler(model, spec, image_shape=(h, w), sampler=sampler or "dpm++2m", steps=steps,
-                      guidance=guidance, clip_x0=1.0)
+    fn = make_sampler(model, spec, image_shape=(h, w), sampler=sampler, steps=steps,
+                      guidance=guidance, clip_x0=1.0, **options)
     run = jax.jit(lambda p, keys: fn(p, keys, batch_size, labels=labels))
   else:
     known = jnp.asarray(_read_rgb(init, "--init image", (h, w)))[None]
     known = jnp.broadcast_to(known, (batch_size, *known.shape[1:]))
     if mask is None:
-      fn = make_img2img(model, spec, strength=strength, sampler=sampler or "ddim", steps=steps,
-                        guidance=guidance, clip_x0=1.0)
+      fn = make_img2img(model, spec, strength=strength, sampler=sampler, steps=steps,
+                        guidance=guidance, clip_x0=1.0, **options)
       run = jax.jit(lambda p, keys: fn(p, keys, known, labels=labels))
     else:
       keep = jnp.asarray(_read_mask(mask, init, (h, w)))[None]
       keep = jnp.broadcast_to(keep, (batch_size, *keep.shape[1:]))
-      fn = make_inpainter(model, spec, steps=steps, resample=resample, sampler=sampler or "ddpm",
-                          guidance=guidance, clip_x0=1.0)
+      fn = make_inpainter(model, spec, steps=steps, resample=resample, sampler=sampler,
+                          guidance=guidance, clip_x0=1.0, **options)
       run = jax.jit(lambda p, keys: fn(p, keys, known, keep, labels=labels))
 
   images, paths = [], []
@@ -146,15 +159,19 @@ def sample_to_folder(workdir, out_dir, *, n: int = 16, batch_size: int = 16,
   return paths
 
 
-def sample_images(workdir, *, n: int, batch_size: int = 64, sampler: str = "dpm++2m",
-                  steps: int = 25, seed: int = 0, progress: bool = True) -> np.ndarray:
+def sample_images(workdir, *, n: int, batch_size: int = 64, sampler: str | None = None,
+                  steps: int | None = None, seed: int = 0, progress: bool = True) -> np.ndarray:
   """n unconditional (or class-cycling) samples of a run: [n, H, W, 3] float32 in [-1, 1].
 
-  Sample i comes from fold_in(PRNGKey(seed), i), as in sample_to_folder."""
+  sampler, steps: default dpm++2m at 25 steps, a distilled student's own. Sample i comes
+  from fold_in(PRNGKey(seed), i), as in sample_to_folder."""
   if n < 1 or batch_size < 1:
     raise ValueError(f"n and batch_size must be >= 1, got {n} and {batch_size}")
   batch_size = min(batch_size, n)
   config, model, spec, params = load_run(workdir)
+  default_sampler, default_steps = sampling_defaults(config, sampler="dpm++2m", steps=25)
+  sampler = sampler or default_sampler
+  steps = default_steps if steps is None else steps
   fn = make_sampler(model, spec, image_shape=tuple(config.data.image_size), sampler=sampler,
                     steps=steps, clip_x0=1.0)
   num_classes = config.model.num_classes

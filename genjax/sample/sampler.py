@@ -1,6 +1,8 @@
 """make_sampler: a trained model -> one pure sampling function, the whole loop one XLA program."""
 
+import ast
 import dataclasses
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +18,43 @@ def _sampler_name(name: str) -> str:
   name = _ALIASES.get(name, name)
   diffusion.get_sampler(name)  # raises, listing the valid names
   return name
+
+
+def check_sampler_options(sampler: str, options: dict, spec=None) -> dict:
+  """`options` if sampler `sampler` takes every one of them by name, else ValueError naming
+  the option and the sampler's options. With `spec`, the values too: the sampler is traced
+  once, abstractly, on a 1-pixel stand-in denoiser, so a bad value (unipc order=7) is named
+  before any model runs."""
+  fn = diffusion.get_sampler(_sampler_name(sampler))
+  valid = [n for n, p in inspect.signature(fn).parameters.items()
+           if p.kind is p.KEYWORD_ONLY and n != "steps"]
+  for name in options:
+    if name not in valid:
+      raise ValueError(f"sampler {sampler!r} has no option {name!r}; its options: "
+                       f"{', '.join(valid) or 'none'}")
+  if spec is not None and options:
+    given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    try:
+      jax.eval_shape(lambda key: fn(lambda x, t: jnp.zeros_like(x), key, (1, 1, 1, 1), spec,
+                                    steps=2, **options), jax.random.PRNGKey(0))
+    except (ValueError, TypeError) as e:
+      raise ValueError(f"sampler {sampler!r} option {given}: {e}") from None
+  return dict(options)
+
+
+def parse_sampler_options(items) -> dict:
+  """["order=3", "variant=bh1", "corrector=False"] -> {"order": 3, "variant": "bh1", ...}:
+  values as Python literals, else strings. A malformed item is a ValueError naming it."""
+  out = {}
+  for item in items or ():
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+      raise ValueError(f"sampler option {item!r} is not KEY=VALUE (e.g. order=3)")
+    try:
+      out[key.strip()] = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      out[key.strip()] = text.strip()
+  return out
 
 
 def _check_steps(steps) -> int:
@@ -110,6 +149,7 @@ def make_sampler(model, spec: diffusion.DiffusionSpec, *, image_shape: tuple[int
   name = _sampler_name(sampler)
   _check_steps(steps)
   _check_guidance(model, guidance)
+  check_sampler_options(name, sampler_options, spec)
   h, w = image_shape
 
   def sample_fn(params, key, num, *, labels=None, cond=None):

@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import pathlib
-import signal
 import time
 
 import jax
@@ -22,10 +21,11 @@ import tqdm
 
 from genjax import data, diffusion, files, models
 from genjax.image import io as image_io
-from genjax.train import (checkpoint, depth, distributed, evaluation, logbook, optimizer, plots,
-                          preview, run_config, runtime, sharding, trainers)
+from genjax.train import (checkpoint, depth, distributed, evaluation, frozen, logbook, optimizer,
+                          plots, preview, run_config, runtime, sharding, trainers)
 from genjax.train.state import create_train_state, start_from
 from genjax.train.step import StepConfig, train_step
+from genjax.train.stop_signal import StopSignal
 
 log = logging.getLogger("genjax.train")
 
@@ -45,29 +45,6 @@ class RunSummary:
   seconds: float
   images_per_second: float
   interrupted_by: str | None = None
-
-
-class _StopSignal:
-  """Turns SIGTERM / SIGINT into a flag the loop checks between steps."""
-
-  def __init__(self):
-    self.received = None
-    self._previous = {}
-
-  def __enter__(self):
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      try:
-        self._previous[sig] = signal.signal(sig, self._handle)
-      except ValueError:  # not the main thread: leave signals alone
-        pass
-    return self
-
-  def _handle(self, signum, frame):
-    self.received = signal.Signals(signum).name
-
-  def __exit__(self, *exc):
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
 
 
 def _compute_dtype(name: str):
@@ -90,14 +67,21 @@ def build(config):
   return model, spec, tx, StepConfig.from_config(config), create
 
 
-def make_step_fn(config, mesh, state_shardings):
-  """The train step, jitted with shardings and the state donated."""
+def make_step_fn(config, mesh, state_shardings, frozen_params=None):
+  """The train step, jitted with shardings and the state donated. frozen_params (a params
+  tree, host or device; a distillation teacher): placed like the state's params and bound as
+  the step's third, non-donated argument (genjax.train.frozen)."""
   model, spec, tx, step_cfg, _ = build(config)
-  return jax.jit(
+  in_shardings = (state_shardings, sharding.batch_sharding(mesh))
+  if frozen_params is not None:
+    in_shardings += (state_shardings.params,)
+  jitted = jax.jit(
       functools.partial(train_step, model=model, spec=spec, tx=tx, cfg=step_cfg),
-      in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
-      out_shardings=(state_shardings, sharding.replicated(mesh)),
+      in_shardings=in_shardings, out_shardings=(state_shardings, sharding.replicated(mesh)),
       donate_argnums=0)
+  if frozen_params is None:
+    return jitted
+  return frozen.WithFrozen(jitted, jax.device_put(frozen_params, state_shardings.params))
 
 
 def global_batch(local_batch: dict, mesh) -> dict:
@@ -129,7 +113,8 @@ def _has_steps(directory: pathlib.Path) -> bool:
 
 class DiffusionTrainer:
   """The default trainer (see genjax.train.trainers): a diffusion or depth model on a Grain
-  pipeline, its train step `step.train_step`, DDIM sample grids, sample-quality evaluation."""
+  pipeline, its train step `step.train_step`, DDIM sample grids, sample-quality evaluation.
+  A distillation student (train.objective "distill") holds its teacher's params, `frozen`."""
 
   def __init__(self, config):
     self.config = config
@@ -142,12 +127,14 @@ class DiffusionTrainer:
   def check(self, mesh) -> None:
     config, info = self.config, self.info
     _check_batch(config, mesh)
+    frozen.check(config)
     if config.data.class_labels and config.model.num_classes != len(info.class_names):
       raise ValueError(f"model.num_classes={config.model.num_classes} but the folder "
                        f"{config.data.path} has {len(info.class_names)} classes")
 
   def build(self) -> None:
     self.model, self.spec, self.tx, self.step_cfg, self.create_state = build(self.config)
+    self.frozen = frozen.teacher_params(self.config)   # None unless a distillation student
     loader = data.make_loader(self.config.data, global_batch_size=self.config.train.batch_size,
                               seed=self.config.seed, info=self.info)
     self._data_iter = iter(loader)
@@ -159,7 +146,7 @@ class DiffusionTrainer:
     return global_batch(next(self._data_iter), mesh)
 
   def make_step_fn(self, mesh, state_shardings):
-    return make_step_fn(self.config, mesh, state_shardings)
+    return make_step_fn(self.config, mesh, state_shardings, self.frozen)
 
   def start_from(self, state, path, shardings):
     return start_from(state, path, self.tx, shardings)
@@ -336,7 +323,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   pending = None
   interrupted = None
   try:
-    with _StopSignal() as stop:
+    with StopSignal() as stop:
       for step in range(start, train_cfg.num_steps):
         batch = first_batch if step == start else trainer.next_batch(mesh)
         state, metrics = step_fn(state, batch)

@@ -16,6 +16,7 @@ import pathlib
 import ml_collections
 
 from genjax import configs, files
+from genjax.train import state
 
 CONFIG_FILE = "config.json"
 CHANGES_FILE = "config_changes.jsonl"
@@ -91,9 +92,10 @@ def check_values(config) -> None:
       raise configs.ConfigError(
           f"config key {key!r} = {value} is invalid: it must be finite, in [{low}, {high}]")
   init = flat.get("train.init_params")
-  if init and not pathlib.Path(init).is_file():
+  if init and not (pathlib.Path(init).is_file() or state.is_checkpoint_step(init)):
     raise configs.ConfigError(f"config key 'train.init_params' = {init} is invalid: no such "
-                              "file (an exported weights .msgpack)")
+                              "file (an exported weights .msgpack) or checkpoint folder "
+                              "(RUN/checkpoints/STEP)")
 
 
 def changes(saved: dict, config) -> dict[str, tuple]:

@@ -46,20 +46,38 @@ def create_train_state(key: jax.Array, *, model, tx: optax.GradientTransformatio
 
 
 def start_from(state, path, tx, shardings):
-  """A fresh state whose params and EMA params are those of an exported weights file (a
-  {"params": ...} msgpack, e.g. genjax.apps.vr.depth_estimation.export_weights), with a fresh
-  optimizer state: fine-tuning. The file's tree must match the model's exactly."""
+  """A fresh state whose params and EMA params are read from `path` (train.init_params), with
+  a fresh optimizer state: fine-tuning, or a distillation student starting as its teacher.
+  `path`: an exported weights file (a {"params": ...} msgpack, e.g.
+  genjax.apps.vr.depth_estimation.export_weights) or a run's checkpoint step folder
+  (RUN/checkpoints/STEP: its EMA params). The tree must match the model's exactly."""
   from flax import serialization, traverse_util
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"train.init_params {path}: no such file")
-  loaded = serialization.msgpack_restore(path.read_bytes())["params"]
+  loaded = read_params(path)
   shapes = lambda tree: {k: (tuple(v.shape), str(v.dtype))               # noqa: E731
                          for k, v in traverse_util.flatten_dict(dict(tree)).items()}
   if shapes(loaded) != shapes(state.params):
     raise ValueError(f"train.init_params {path}: its parameters do not match the model's "
                      f"(another model config?)")
-  loaded = serialization.from_state_dict(state.params, loaded)
+  loaded = serialization.from_state_dict(state.params, serialization.to_state_dict(loaded))
   params = jax.device_put(jax.tree.map(jnp.asarray, loaded), shardings.params)
   return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),
                        opt_state=jax.jit(tx.init, out_shardings=shardings.opt_state)(params))
+
+
+def is_checkpoint_step(path) -> bool:
+  """`path` is a run's checkpoint step folder (.../checkpoints/STEP)."""
+  path = pathlib.Path(path)
+  return path.is_dir() and path.name.isdigit() and path.parent.name == "checkpoints"
+
+
+def read_params(path):
+  """The params tree of train.init_params `path` (see start_from), on the host."""
+  from flax import serialization
+  from genjax.train import checkpoint
+  path = pathlib.Path(path)
+  if is_checkpoint_step(path):
+    return checkpoint.restore_subtrees(path.parent, ("ema_params",),
+                                       step=int(path.name))["ema_params"]
+  if not path.is_file():
+    raise FileNotFoundError(f"train.init_params {path}: no such file or checkpoint folder")
+  return serialization.msgpack_restore(path.read_bytes())["params"]

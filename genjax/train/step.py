@@ -5,6 +5,7 @@ called, with shardings and `donate_argnums=0` (see `genjax.train.loop`).
 """
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from genjax import diffusion
-from genjax.train import conditioning, depth
+from genjax.train import conditioning, depth, distill
 from genjax.train.state import TrainState
 
 
@@ -26,6 +27,8 @@ class StepConfig:
   grad_accum_steps: int = 1
   latitude_weighting: bool = False
   objective: str = "diffusion"       # a key of LOSSES
+  distill_steps: int = 0             # objective "distill": the student's steps, teacher substeps
+  distill_substeps: int = 0
 
   @classmethod
   def from_config(cls, config) -> "StepConfig":
@@ -33,7 +36,10 @@ class StepConfig:
                label_dropout=config.train.label_dropout, ema_decay=config.train.ema_decay,
                grad_accum_steps=config.train.grad_accum_steps,
                latitude_weighting=config.train.latitude_weighting,
-               objective=config.train.get("objective", "diffusion"))
+               objective=config.train.get("objective", "diffusion"),
+               distill_steps=int(config.distill.steps) if "distill" in config else 0,
+               distill_substeps=(int(config.distill.teacher_substeps) if "distill" in config
+                                 else 0))
 
 
 def latitude_weights(height: int) -> jax.Array:
@@ -70,8 +76,9 @@ def _loss(params, batch, key, *, model, spec: diffusion.DiffusionSpec, cfg: Step
 
 
 # Objectives by name: loss(params, batch, key, *, model, spec, cfg) -> scalar. A new kind of
-# model brings its loss here and reuses train_step and the loop.
-LOSSES = {"diffusion": _loss, "depth": depth.loss}
+# model brings its loss here and reuses train_step and the loop. A loss that reads frozen
+# parameters (a distillation teacher) takes them as `frozen=`: train_step's `frozen` argument.
+LOSSES = {"diffusion": _loss, "depth": depth.loss, "distill": distill.loss}
 
 
 def get_loss(name: str):
@@ -80,9 +87,12 @@ def get_loss(name: str):
   return LOSSES[name]
 
 
-def _grads(params, batch, key, *, model, spec, cfg: StepConfig):
+def _grads(params, batch, key, *, model, spec, cfg: StepConfig, frozen=None):
   """Loss and gradient, accumulated over `grad_accum_steps` micro-batches with lax.scan."""
-  loss_and_grad = jax.value_and_grad(get_loss(cfg.objective))
+  loss_fn = get_loss(cfg.objective)
+  if frozen is not None:  # an input of the loss, never differentiated
+    loss_fn = functools.partial(loss_fn, frozen=frozen)
+  loss_and_grad = jax.value_and_grad(loss_fn)
   n = cfg.grad_accum_steps
   if n == 1:
     return loss_and_grad(params, batch, key, model=model, spec=spec, cfg=cfg)
@@ -114,17 +124,18 @@ def ema_update(params, ema_params, decay: float):
   return optax.incremental_update(params, ema_params, 1.0 - decay)
 
 
-def train_step(state: TrainState, batch, *, model, spec, tx: optax.GradientTransformation,
-               cfg: StepConfig):
+def train_step(state: TrainState, batch, frozen=None, *, model, spec,
+               tx: optax.GradientTransformation, cfg: StepConfig):
   """One optimizer step. A non-finite loss or gradient leaves the state as it was.
 
   Args:
     batch: {"image": float32 [B, H, W, 3] in [-1, 1], "label": int32 [B]}, the global batch.
+    frozen: parameters the loss reads but does not train (a distillation teacher), or None.
   Returns:
     (new_state, metrics) with float32 scalars loss, grad_norm and an int32 `finite` flag.
   """
   key = jax.random.fold_in(state.rng, state.step)
-  loss, grads = _grads(state.params, batch, key, model=model, spec=spec, cfg=cfg)
+  loss, grads = _grads(state.params, batch, key, model=model, spec=spec, cfg=cfg, frozen=frozen)
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 

@@ -45,7 +45,7 @@ def test_shipped_unet_gives_depth_of_the_photo_size():
 def test_briefly_trained_unet_beats_a_constant(tmp_path):
   """genjax train --config=depth_tiny, tiny and brief, through the engine's loop: on held-out
   rooms it beats the best constant depth in AbsRel and delta1; a run started from its
-  exported weights (train.init_params) starts from exactly them."""
+  exported weights or its checkpoint folder (train.init_params) starts from exactly them."""
   overrides = ["data.image_size=(32, 32)", "model.channel_mult=(1, 2)",
                "train.sample_every=150", "train.log_every=50", "train.num_sample_images=2",
                "train.ema_decay=0.9", "kernels.conv_impl=xla"]
@@ -75,6 +75,10 @@ def test_briefly_trained_unet_beats_a_constant(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, dict(state.ema_params), saved)
   assert all(float(np.abs(np.asarray(a)).max()) == 0.0 for a in jax.tree.leaves(state.opt_state)
              if np.issubdtype(np.asarray(a).dtype, np.floating))   # Adam's moments start at 0
+  # ... or from a run's checkpoint folder (RUN/checkpoints/STEP, as a distillation student
+  # starts from its teacher): its EMA params, the ones the weights file holds.
+  from_run = loop.start_from(state, tmp_path / "run" / "checkpoints" / "150", tx, shardings)
+  jax.tree.map(np.testing.assert_array_equal, dict(from_run.ema_params), saved)
   saved["conv_in"] = {"bias": np.zeros(3, np.float32)}
   bad = tmp_path / "bad.msgpack"
   bad.write_bytes(serialization.msgpack_serialize({"params": saved}))
