@@ -42,3 +42,34 @@ def test_freed_memory_is_reused_without_page_faults():
 
 def test_opt_out():
   assert not host_memory.apply({host_memory.OPT_OUT_ENV: "0"})
+
+
+# 256 MB in 64 KB blocks (heap blocks, not mmap), touched and freed but for a last block that
+# keeps the heap's top in use; prints resident MiB before and after release().
+RELEASE_PROBE = """
+import ctypes, sys
+from genjax.kernels import host_memory
+host_memory.apply()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def resident():
+  return int([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]) // 1024
+blocks = [libc.malloc(64 << 10) for _ in range(4096)]
+for b in blocks:
+  ctypes.memset(b, 1, 64 << 10)
+keep = libc.malloc(64)
+for b in blocks:
+  libc.free(b)
+before = resident()
+released = host_memory.release()
+print(released, before, resident())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim only")
+def test_release_hands_freed_heap_memory_back():
+  out = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True,
+                       check=True).stdout.split()
+  released, before, after = out[0] == "True", int(out[1]), int(out[2])
+  assert released and before - after > 200, (before, after)  # of the 256 MiB freed
