@@ -1,5 +1,6 @@
-"""host_memory.apply: glibc keeps freed memory, so a repeated large allocation stops
-page-faulting (checked in a fresh process: the settings are process-wide)."""
+"""host_memory.apply (opt-in): glibc keeps freed memory, so a repeated large allocation stops
+page-faulting; host_memory.release hands freed heap memory back (each checked in a fresh
+process: the settings are process-wide)."""
 
 import os
 import platform
@@ -27,7 +28,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _faults(opt_out: bool) -> int:
-  env = {**os.environ, host_memory.OPT_OUT_ENV: "0" if opt_out else "1"}
+  env = {**os.environ, host_memory.OPT_IN_ENV: "0" if opt_out else "1"}
   done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
                         check=True)
   return int(done.stdout.split()[-1])
@@ -40,8 +41,9 @@ def test_freed_memory_is_reused_without_page_faults():
   assert _faults(opt_out=False) < pages // 20
 
 
-def test_opt_out():
-  assert not host_memory.apply({host_memory.OPT_OUT_ENV: "0"})
+def test_off_unless_asked_for():
+  assert not host_memory.apply({})
+  assert not host_memory.apply({host_memory.OPT_IN_ENV: "0"})
 
 
 # 256 MB in 64 KB blocks (heap blocks, not mmap), touched and freed but for a last block that
