@@ -3,8 +3,8 @@
 `apply()` is called first thing by the `genjax` command, `python -m benchmarks` and the
 tests, before jax starts a backend:
 
-  - the XLA:CPU flags (genjax.kernels.xla_flags) and the malloc tuning
-    (genjax.kernels.host_memory), only when jax will run on the CPU: not when
+  - the XLA:CPU flags (genjax.kernels.xla_flags) and, if GENJAX_MALLOC=1 asks for it, the
+    malloc tuning (genjax.kernels.host_memory), only when jax will run on the CPU: not when
     JAX_PLATFORMS names another platform, nor when a GPU or TPU plugin is installed
     (jax then picks the accelerator, and the host's allocator is the accelerator
     runtime's business);

@@ -13,6 +13,8 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+from genjax.kernels import host_memory
+
 log = logging.getLogger("genjax.distributed")
 
 
@@ -68,7 +70,8 @@ class CompiledTogether:
   CPU on another): a process that finishes compiling 30 s after the others would fail
   the run. So in multi-process runs the first call compiles ahead of time and waits at a
   coordination-service barrier (no device collective, `timeout_s` long) before running.
-  Single-process runs call the jitted function unchanged.
+  Every run, one process or many, compiles ahead of time this way, so that the memory
+  the compiler freed is handed back before the first run (host_memory.release).
   """
 
   def __init__(self, jitted, name: str, *, timeout_s: int = 3600):
@@ -76,10 +79,12 @@ class CompiledTogether:
     self._compiled = None
 
   def __call__(self, *args):
-    if jax.process_count() == 1:
-      return self._jitted(*args)
     if self._compiled is None:
       self._compiled = self._jitted.lower(*args).compile()
-      ocp.multihost.get_barrier_sync_fn()(key=f"genjax_compiled_{self._name}",
-                                          timeout_ms=self._timeout_s * 1000)
+      # The compiler's freed memory goes back to the system before the first run
+      # allocates its temporaries on top of it (see host_memory.release).
+      host_memory.release()
+      if jax.process_count() > 1:
+        ocp.multihost.get_barrier_sync_fn()(key=f"genjax_compiled_{self._name}",
+                                            timeout_ms=self._timeout_s * 1000)
     return self._compiled(*args)

@@ -1,11 +1,30 @@
 """Training metrics as JSON lines and TensorBoard event files (process 0 only)."""
 
+import importlib
 import json
 import pathlib
-
-import tensorboardX
+import sys
 
 from genjax import files
+
+
+def import_tensorboardx():
+  """tensorboardX, imported without importing torch.
+
+  tensorboardX's writer imports torch whenever it is installed (only so that it can accept
+  torch tensors), which costs a training process about 190 MiB of resident memory and
+  seconds of start-up wherever PyTorch is installed beside genjax (the test and bench
+  extras). A None entry in sys.modules makes that `import torch` raise ImportError, which
+  tensorboardX catches; the entry goes again at once, so a later `import torch` works.
+  """
+  if "tensorboardX" in sys.modules or "torch" in sys.modules:
+    return importlib.import_module("tensorboardX")
+  sys.modules["torch"] = None
+  try:
+    return importlib.import_module("tensorboardX")
+  finally:
+    if "torch" in sys.modules and sys.modules["torch"] is None:
+      del sys.modules["torch"]
 
 
 class Logbook:
@@ -23,7 +42,7 @@ class Logbook:
     records = [r for r in read_records(self.path) if r["step"] <= resume_step]
     files.write_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
     self._file = self.path.open("a")
-    self._tb = tensorboardX.SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step + 1)
+    self._tb = import_tensorboardx().SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step + 1)
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
     if not self.enabled:

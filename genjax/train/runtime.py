@@ -4,7 +4,7 @@
      "conv": {"setting": "auto", "source": "config",
               "choices": {"<ConvKey string>": "xla", ...}, "onednn": "<why not> | built"},
      "process_settings": {"cpu_backend_expected": true, "xla_cpu_flags_added": true,
-                          "malloc_tuned": true, "compile_cache": {"enabled": true, ...}},
+                          "malloc_tuned": false, "compile_cache": {"enabled": true, ...}},
      "environment": {"XLA_FLAGS": "...", "GENJAX_CONV_IMPL": "...", ...}}
 
 "conv.choices" are the convolution implementations the dispatcher used for the train

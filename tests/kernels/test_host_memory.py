@@ -1,5 +1,6 @@
-"""host_memory.apply: glibc keeps freed memory, so a repeated large allocation stops
-page-faulting (checked in a fresh process: the settings are process-wide)."""
+"""host_memory.apply (opt-in): glibc keeps freed memory, so a repeated large allocation stops
+page-faulting; host_memory.release hands freed heap memory back (each checked in a fresh
+process: the settings are process-wide)."""
 
 import os
 import platform
@@ -27,7 +28,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _faults(opt_out: bool) -> int:
-  env = {**os.environ, host_memory.OPT_OUT_ENV: "0" if opt_out else "1"}
+  env = {**os.environ, host_memory.OPT_IN_ENV: "0" if opt_out else "1"}
   done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
                         check=True)
   return int(done.stdout.split()[-1])
@@ -40,5 +41,37 @@ def test_freed_memory_is_reused_without_page_faults():
   assert _faults(opt_out=False) < pages // 20
 
 
-def test_opt_out():
-  assert not host_memory.apply({host_memory.OPT_OUT_ENV: "0"})
+def test_off_unless_asked_for():
+  assert not host_memory.apply({})
+  assert not host_memory.apply({host_memory.OPT_IN_ENV: "0"})
+
+
+# 256 MB in 64 KB blocks (heap blocks, not mmap), touched and freed but for a last block that
+# keeps the heap's top in use; prints resident MiB before and after release().
+RELEASE_PROBE = """
+import ctypes, sys
+from genjax.kernels import host_memory
+host_memory.apply()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def resident():
+  return int([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]) // 1024
+blocks = [libc.malloc(64 << 10) for _ in range(4096)]
+for b in blocks:
+  ctypes.memset(b, 1, 64 << 10)
+keep = libc.malloc(64)
+for b in blocks:
+  libc.free(b)
+before = resident()
+released = host_memory.release()
+print(released, before, resident())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim only")
+def test_release_hands_freed_heap_memory_back():
+  out = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True,
+                       check=True).stdout.split()
+  released, before, after = out[0] == "True", int(out[1]), int(out[2])
+  assert released and before - after > 200, (before, after)  # of the 256 MiB freed

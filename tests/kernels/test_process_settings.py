@@ -19,8 +19,10 @@ def test_an_installed_accelerator_plugin_means_no_cpu_settings(monkeypatch):
 
 @pytest.fixture
 def no_cache_change(monkeypatch):
-  """apply() without touching this process's compilation cache settings."""
+  """apply() without touching this process's compilation cache settings, nor what it records
+  as applied (a later run in this process writes that to its runtime.json)."""
   monkeypatch.setattr(compile_cache, "enable", lambda environ: {"enabled": False, "why": "test"})
+  monkeypatch.setattr(process_settings, "_applied", dict(process_settings.applied()))
 
 
 def test_accelerator_gets_neither_flags_nor_malloc(no_cache_change, monkeypatch):
