@@ -24,10 +24,11 @@ def _writer_calls(path: pathlib.Path):
                   else owner.attr if isinstance(owner, ast.Attribute) else None)
     if owner_name == "files":
       continue  # genjax.files itself
-    # Orbax managers (manager.save, ckpt.save) write checkpoints through their own atomic
+    # Orbax managers (manager.save; ckpt.save and checkpointer.save, genjax.train.checkpoint's
+    # Checkpointer around the one manager) write checkpoints through their own atomic
     # protocol, and a Pillow .save / np.savez into an open file object of `files.atomic_write`
     # (or into a memory buffer) is no file of its own.
-    if name == "save" and owner_name in ("manager", "ckpt"):
+    if name == "save" and owner_name in ("manager", "ckpt", "checkpointer"):
       continue
     if name in ("save", "savez", "savefig", "dump") and node.args and isinstance(
         node.args[0], ast.Name) and node.args[0].id in ("f", "buf"):
