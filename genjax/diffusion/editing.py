@@ -14,7 +14,7 @@ from genjax.diffusion.denoiser import DenoiseFn
 _NOISE_KNOWN, _NOISE_JUMP = 1, 2
 # Repeating a multistep solver's step after re-noising extrapolates from a stale
 # history and diverges (measured: variance x40 at 25 steps, resample 10).
-_MULTISTEP = {"dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "unipc"}
+MULTISTEP = frozenset({"dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "unipc"})
 
 
 def img2img(denoise_fn: DenoiseFn, key: jax.Array, init: jax.Array, spec, *, steps: int,
@@ -94,10 +94,10 @@ def inpaint(denoise_fn: DenoiseFn, key: jax.Array, known: jax.Array, mask: jax.A
   if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
     raise ValueError(f"inpaint: resample must be an integer >= 1, got {resample!r}")
   opts = samplers.check_options(sampler, opts)
-  if resample > 1 and sampler in _MULTISTEP:
+  if resample > 1 and sampler in MULTISTEP:
     raise ValueError(f"inpaint: sampler {sampler!r} is multistep, its history is invalid after "
                      f"re-noising; with resample > 1 use one of "
-                     f"{sorted(set(samplers.STEP_RULES) - _MULTISTEP)}")
+                     f"{sorted(set(samplers.STEP_RULES) - MULTISTEP)}")
   rule = samplers.STEP_RULES[sampler]
   schedule = spec.schedule
   grid = samplers.sampling_grid(sampler, schedule, steps, grid)

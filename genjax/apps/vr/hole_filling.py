@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from genjax.apps.vr.outpainting import PanoramaModel, outpaint_jit
+from genjax.apps.vr.outpainting import PanoramaModel, outpaint_jit, repaint_sampler
 from genjax.apps.vr.photo_placement import shrink, to_float
 
 
@@ -54,6 +54,7 @@ def fill_holes(image, holes, pm: PanoramaModel, *, key: jax.Array, steps: int = 
   Args:
     image: [H, W, 3] uint8 or float in [0, 1] (hole pixels may hold anything).
     holes: [H, W] bool, True = fill.
+    steps, sampler: RePaint's; a multistep sampler is replaced by ddpm (repaint_sampler).
     batch: windows per compiled sampler call.
   Returns: float32 [H, W, 3] in [0, 1].
   """
@@ -86,7 +87,7 @@ def fill_holes(image, holes, pm: PanoramaModel, *, key: jax.Array, steps: int = 
                      for i, j in chunk])[..., None].astype(np.float32)
     out = outpaint_jit(pm.params, jax.random.fold_in(key, start), jnp.asarray(crops * 2 - 1),
                     jnp.asarray(keep), model=pm.model, spec=pm.spec, steps=steps,
-                    sampler=sampler, method="repaint", rotate=False, resample=resample,
+                    sampler=repaint_sampler(sampler), method="repaint", rotate=False, resample=resample,
                     sphere=False)
     out = np.clip((np.asarray(out) + 1) / 2, 0, 1)
     for n, (i, j) in enumerate(used[start:start + batch]):

@@ -44,8 +44,9 @@ from genjax.apps.vr.photo_placement import (PanoramaError, Placement, check_phot
                                             default_out_height, place_on_grid,
                                             upsample_equirect, warp_photo)
 from genjax.diffusion import samplers
+from genjax.diffusion import editing
 from genjax.image import polar
-from genjax.sample.load import load_run
+from genjax.sample.load import load_run, sampling_defaults
 from genjax.sample.sampler import make_inpainter
 
 
@@ -92,6 +93,33 @@ def _null_labels(model, batch: int):
 
 METHODS = ("auto", "conditioned", "repaint")
 
+# The outpainting sampler of a trained run; a distilled student samples with its own.
+DEFAULT_SAMPLER, DEFAULT_STEPS = "ddpm", 50
+_ALIASES = {"dpm++2m": "dpmpp_2m", "dpm++": "dpmpp_2m"}
+
+
+def sampling_for(config, *, sampler: str | None = None,
+                 steps: int | None = None) -> tuple[str, int]:
+  """(sampler, steps) of a run's outpainting (config None: no run): those given, else a
+  distilled student's own (config.distill: genjax.sample.load.sampling_defaults; DDIM at its
+  N steps), else ddpm at 50 steps. Each given one replaces only itself (steps=8 on a 4-step student: DDIM, 8).
+
+  A student runs the conditioned loop of `outpaint` as the teacher does: it is the same
+  network, distilled with the training's keep masks as condition, so only the step rule and
+  the grid change (DDIM's deterministic step on its N-step grid, which the student was
+  trained on); the per-step rotations and the polar filter act on its x0 estimates alike."""
+  default_sampler, default_steps = (DEFAULT_SAMPLER, DEFAULT_STEPS) if config is None else (
+      sampling_defaults(config, sampler=DEFAULT_SAMPLER, steps=DEFAULT_STEPS))
+  return sampler or default_sampler, default_steps if steps is None else steps
+
+
+def repaint_sampler(sampler: str) -> str:
+  """The sampler RePaint (`outpaint`'s method "repaint", stereo hole filling) runs for
+  `sampler`: itself when it is a one-step rule (ddpm, ddim, euler, heun: a student's DDIM),
+  else ddpm (a multistep solver's history is invalid after RePaint's re-noising)."""
+  name = _ALIASES.get(sampler, sampler)
+  return "ddpm" if name in editing.MULTISTEP else name
+
 
 def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler: str = "ddpm",
              method: str = "auto", rotate: bool = True, resample: int = 4,
@@ -129,7 +157,7 @@ def outpaint(params, key, known, keep, *, model, spec, steps: int = 50, sampler:
   if method == "conditioned" and not masked:
     raise ValueError("method 'conditioned' needs a model trained with mask conditioning "
                      "(model.cond_channels = 4)")
-  name = {"dpm++2m": "dpmpp_2m", "dpm++": "dpmpp_2m"}.get(sampler, sampler)
+  name = _ALIASES.get(sampler, sampler)
   diffusion.get_sampler(name)   # an unknown name raises, listing the valid ones
   labels = _null_labels(model, b)
 

@@ -38,6 +38,7 @@ written atomically (temporary file renamed over the target).
 import dataclasses
 import logging
 import pathlib
+import time
 from collections.abc import Callable
 
 import jax
@@ -68,10 +69,14 @@ _ods_pair = jax.jit(ods.ods_pair)
 @dataclasses.dataclass
 class VrResult:
   """written: output files; failures: (input, message) of inputs not converted;
-  seams: {panorama path: (column_ratio, gradient_ratio)} (genjax.metrics.seam)."""
+  seams: {panorama path: (column_ratio, gradient_ratio)} (genjax.metrics.seam);
+  sampling: (sampler, steps) the run's model was sampled with (None: no run);
+  outpaint_seconds: {panorama path: wall seconds of its outpainting, compilation included}."""
   written: list[pathlib.Path] = dataclasses.field(default_factory=list)
   failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
   seams: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+  sampling: tuple[str, int] | None = None
+  outpaint_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
   @property
   def ok(self) -> bool:
@@ -195,10 +200,12 @@ def _warn_if_stretched(depth_hw, photo_hw, source, photo_path) -> None:
 def stereo_pair(photo: np.ndarray, depth_m: np.ndarray, hfov_deg: float, *,
                 baseline: float = DEFAULT_BASELINE, convergence: float | None = None,
                 pm: outpainting.PanoramaModel | None = None, key: jax.Array | None = None,
-                steps: int = 50):
+                steps: int = outpainting.DEFAULT_STEPS,
+                sampler: str = outpainting.DEFAULT_SAMPLER):
   """(left, right, holes): the photo as the left eye, the right eye by depth-image-based
   rendering, float32 [H, W, 3] in [0, 1] and holes [H, W] bool. With a run `pm`, the holes
-  are inpainted by its sampler (hole_filling.fill_holes); else the stopgap of
+  are inpainted by its sampler (hole_filling.fill_holes: RePaint with `sampler` at `steps`,
+  ddpm for a multistep one); else the stopgap of
   stereo.warp_to_right_eye (each hole copies the farther side of its row) stays."""
   left = photo.astype(np.float32) / 255.0 if photo.dtype == np.uint8 else photo
   f = photo_placement.focal_px(photo.shape[:2], hfov_deg)
@@ -206,7 +213,7 @@ def stereo_pair(photo: np.ndarray, depth_m: np.ndarray, hfov_deg: float, *,
   right, holes = np.asarray(right), np.asarray(holes)
   if pm is not None and holes.any():
     right = hole_filling.fill_holes(right, holes, pm, key=key if key is not None else
-                                jax.random.key(0), steps=steps)
+                                jax.random.key(0), steps=steps, sampler=sampler)
   return left, right, holes
 
 
@@ -249,9 +256,11 @@ def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sample
   if mode in ("panorama", "both"):
     bar.set_postfix_str(f"{path.name}: outpainting")
     placement = photo_placement.Placement(hfov, pitch_deg=pitch, roll_deg=roll)
+    started = time.perf_counter()
     res = outpainting.photo_to_panorama(photo, pm, key=key, placement=placement,
                                      out_height=out_height, steps=steps, sampler=sampler,
                                      rotate=rotate)
+    seconds = time.perf_counter() - started
     bar.set_postfix_str(f"{path.name}: writing")
     written = outputs.write_panorama(res.panorama, stem, html=html,
                                      cube_face_size=res.panorama.shape[0] // 2 if cube else 0)
@@ -262,13 +271,14 @@ def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sample
     s = seam_scores(res.panorama.astype(np.float32))
     result.seams[str(written["panorama"])] = (float(s.column_ratio[0]),
                                               float(s.gradient_ratio[0]))
+    result.outpaint_seconds[str(written["panorama"])] = seconds
   bar.update()
   if depth_m is not None:
     bar.set_postfix_str(f"{path.name}: stereo")
     left, right, hole_mask = stereo_pair(photo, depth_m, hfov, baseline=baseline,
                                          convergence=convergence,
                                          pm=pm if holes == "model" else None, key=key,
-                                         steps=steps)
+                                         steps=steps, sampler=sampler)
     result.written.extend(outputs.write_stereo(left, right, stem, hfov_deg=hfov,
                                                holes=hole_mask).values())
   bar.update()
@@ -276,7 +286,8 @@ def _convert(path, stem, *, mode, fov, pitch, roll, html, pm, key, steps, sample
 
 def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
              pitch: float = 0.0, roll: float = 0.0, html: bool = True, workdir=None,
-             steps: int = 50, seed: int = 0, sampler: str = "ddpm", rotate: bool = True,
+             steps: int | None = None, seed: int = 0, sampler: str | None = None,
+             rotate: bool = True,
              out_height: int | None = None,
              depth: str | pathlib.Path | Callable | None = None, holes: str = "auto",
              baseline: float = DEFAULT_BASELINE, convergence: float | None = None,
@@ -298,7 +309,8 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     workdir: a panorama run folder (genjax train --config=panorama_tiny / panorama);
       required for panorama and both; optional for stereo (hole filling).
     steps, sampler, rotate, seed: the outpainting sampler (see outpainting.outpaint); input i
-      uses fold_in(key(seed), i).
+      uses fold_in(key(seed), i). None: the run's own (outpainting.sampling_for: a distilled
+      student's sampler and steps, else ddpm at 50 steps).
     out_height: panorama height (None: the photo's resolution, at most 8192 wide).
     depth, near, far, baseline, convergence: stereo (see the module docstring and
       genjax.apps.vr.stereo); baseline and distances in metres. depth None: "auto".
@@ -316,7 +328,7 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
   photo_placement.Placement(hfov_deg=photo_placement.DEFAULT_HFOV if fov is None else float(fov),
                      pitch_deg=float(pitch), roll_deg=float(roll))   # validates the angles
-  if not isinstance(steps, int) or steps < 1:
+  if steps is not None and (not isinstance(steps, int) or steps < 1):
     raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
   if out_height is not None and not (isinstance(out_height, int)
                                      and 2 <= out_height <= MAX_OUT_HEIGHT):
@@ -350,9 +362,11 @@ def vr_files(inputs, out, mode: str = "panorama", *, fov: float | None = None,
     pm = outpainting.load_panorama_model(workdir)
   elif workdir is not None:
     pm = outpainting.load_panorama_model(workdir, equirect=False)
+  sampler, steps = outpainting.sampling_for(pm.config if pm else None, sampler=sampler,
+                                            steps=steps)
   out = pathlib.Path(out)
   files_lib.check_can_create(out, "-o", folder=out.suffix.lower() not in (".jpg", ".jpeg"))
-  result = VrResult()
+  result = VrResult(sampling=(sampler, steps) if pm else None)
   photos = collect_inputs(inputs, result)
   if not photos:
     return result
@@ -396,9 +410,10 @@ def demo_photo(index: int = 1_000_004, *, hw: tuple[int, int] = DEMO_PHOTO_HW,
   return np.round(np.clip(np.asarray(view), 0, 1) * 255).astype(np.uint8)
 
 
-def vr_demo(out_dir, workdir, *, steps: int = 50, seed: int = 0,
+def vr_demo(out_dir, workdir, *, steps: int | None = None, seed: int = 0,
             out_height: int | None = None) -> dict:
-  """Photo -> panorama with the demo's tiny panorama run in `workdir`.
+  """Photo -> panorama with the demo's tiny panorama run in `workdir` (steps None: the
+  run's own, as vr_files).
 
   Writes out_dir/photo.png (the input), out_dir/panorama.jpg (photo sphere) and
   out_dir/panorama.html (viewer). Returns {"photo", "panorama", "html": paths,
