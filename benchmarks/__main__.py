@@ -9,6 +9,7 @@
     python -m benchmarks first_step --config cifar           # cold / warm compilation cache
     python -m benchmarks comic_style                         # unpaired training learns a shown style
     python -m benchmarks fewstep --config tiny               # SWD / KID vs NFE: solvers, students
+    python -m benchmarks vr_fewstep --teacher RUN --student RUN_4STEP   # photo sphere, 4 vs 50 steps
     python -m benchmarks all --out benchmark_results/all      # one report of all of them
     python -m benchmarks <name> --help
 """
@@ -24,7 +25,8 @@ COMMANDS = {"conv": "conv", "train_step": "train_step",
             "train_step_compare": "train_step_compare", "sampler": "sampler",
             "memory": "memory", "fused": "fused", "comic": "comic", "layers": "layers",
             "peer": "peer", "bf16": "bf16", "first_step": "first_step",
-            "comic_style": "comic_style", "fewstep": "fewstep", "all": "all"}
+            "comic_style": "comic_style", "fewstep": "fewstep", "vr_fewstep": "vr_fewstep",
+            "all": "all"}
 
 
 def main(argv=None) -> None:

@@ -69,7 +69,7 @@ def run(args, overrides) -> int:
     print(f"  sampler {result.sampling[0]}, {result.sampling[1]} steps")
   for path, (column, gradient) in result.seams.items():
     print(f"  {path}: seam column ratio {column:.3f}, gradient ratio {gradient:.3f}, "
-          f"outpainting {result.outpaint_seconds[path]:.2f} s")
+          f"sampling {result.sampling_seconds[path]:.2f} s")
   for path, message in result.failures:
     print(f"genjax: failed: {message}", file=sys.stderr)
   return 1 if result.failures else 0

@@ -32,6 +32,7 @@ Steps 1 and 3 (placement, warp, upsampling) live in genjax.apps.vr.photo_placeme
 
 import dataclasses
 import pathlib
+import time
 from typing import Any, NamedTuple
 
 import jax
@@ -214,13 +215,15 @@ outpaint_jit = jax.jit(outpaint, static_argnames=("model", "spec", "steps", "sam
 class PanoramaResult:
   """panorama: uint8 [Ho, 2 Ho, 3]; generated: float [Hm, Wm, 3] in [0, 1] (the model's
   own output); keep: bool [Hm, Wm]; window: (top, left, rows, cols) of the pasted photo;
-  photo_alpha: [rows, cols] blend weight of the photo there."""
+  photo_alpha: [rows, cols] blend weight of the photo there; sample_seconds: wall time of
+  the sampler call (its tracing and compilation, or cache load, included)."""
   panorama: np.ndarray
   generated: np.ndarray
   keep: np.ndarray
   window: tuple[int, int, int, int]
   photo_alpha: np.ndarray
   placement: Placement
+  sample_seconds: float = 0.0
 
 
 def compose(generated, photo, placement: Placement, out_height: int, *,
@@ -270,9 +273,11 @@ def photo_to_panorama(photo, pm: PanoramaModel, *, key: jax.Array,
   if not keep.any():
     raise PanoramaError(f"the photo covers no whole pixel of the model's {hm}x{wm} panorama "
                         f"(field of view {placement.hfov_deg:g} degrees is too narrow for it)")
+  started = time.perf_counter()
   out = outpaint_jit(pm.params, key, jnp.asarray(known * 2 - 1)[None],
                   jnp.asarray(keep, jnp.float32)[None, ..., None], model=pm.model,
                   spec=pm.spec, steps=steps, sampler=sampler, rotate=rotate)
-  generated = np.clip((np.asarray(out[0]) + 1) / 2, 0, 1)
+  generated = np.clip((np.asarray(out[0]) + 1) / 2, 0, 1)    # waits for the sampler
+  seconds = time.perf_counter() - started
   pano, window, alpha = compose(generated, photo, placement, out_height, feather=feather)
-  return PanoramaResult(pano, generated, keep, window, alpha, placement)
+  return PanoramaResult(pano, generated, keep, window, alpha, placement, seconds)
