@@ -105,9 +105,10 @@ def worker(models: dict, photo, seeds: int, out_dir, height=None) -> dict:
   outpainting; the benchmarks' process settings keep the compilation cache off here),
   steady_sampling_s (median of 5 calls of the compiled outpainting, the runs alternated:
   the steps alone), compose_write_s (upsampling to the output size, the photo pasted, the
-  JPEG written: outputs.write_panorama; median over the seeds, after one warm-up), and over seeds 0..seeds-1 the mean seam scores of
-  the panorama (genjax.metrics.seam) and the mean pole-row stds of its uint8 pixels (before
-  JPEG). import_s: importing genjax's VR app (jax, flax, orbax...), once."""
+  JPEG written: outputs.write_panorama; median over the seeds, after one warm-up), and over
+  seeds 0..seeds-1 the mean seam scores of the panorama (genjax.metrics.seam) and the mean
+  pole-row stds of its uint8 pixels (before JPEG). import_s: importing genjax's VR app
+  (flax, orbax, genjax; jax is imported already), once."""
   t0 = time.perf_counter()
   import jax
   import jax.numpy as jnp

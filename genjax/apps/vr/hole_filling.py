@@ -87,8 +87,8 @@ def fill_holes(image, holes, pm: PanoramaModel, *, key: jax.Array, steps: int = 
                      for i, j in chunk])[..., None].astype(np.float32)
     out = outpaint_jit(pm.params, jax.random.fold_in(key, start), jnp.asarray(crops * 2 - 1),
                     jnp.asarray(keep), model=pm.model, spec=pm.spec, steps=steps,
-                    sampler=repaint_sampler(sampler), method="repaint", rotate=False, resample=resample,
-                    sphere=False)
+                    sampler=repaint_sampler(sampler), method="repaint", rotate=False,
+                    resample=resample, sphere=False)
     out = np.clip((np.asarray(out) + 1) / 2, 0, 1)
     for n, (i, j) in enumerate(used[start:start + batch]):
       sel = (wr == i) & (wc == j)

@@ -44,8 +44,7 @@ from genjax.apps.vr import xmp
 from genjax.apps.vr.photo_placement import (PanoramaError, Placement, check_photo,
                                             default_out_height, place_on_grid,
                                             upsample_equirect, warp_photo)
-from genjax.diffusion import samplers
-from genjax.diffusion import editing
+from genjax.diffusion import editing, samplers
 from genjax.image import polar
 from genjax.sample.load import load_run, sampling_defaults
 from genjax.sample.sampler import make_inpainter
@@ -103,7 +102,8 @@ def sampling_for(config, *, sampler: str | None = None,
                  steps: int | None = None) -> tuple[str, int]:
   """(sampler, steps) of a run's outpainting (config None: no run): those given, else a
   distilled student's own (config.distill: genjax.sample.load.sampling_defaults; DDIM at its
-  N steps), else ddpm at 50 steps. Each given one replaces only itself (steps=8 on a 4-step student: DDIM, 8).
+  N steps), else ddpm at 50 steps. Each given one replaces only itself (steps=8 on a 4-step
+  student: DDIM at 8 steps).
 
   A student runs the conditioned loop of `outpaint` as the teacher does: it is the same
   network, distilled with the training's keep masks as condition, so only the step rule and
