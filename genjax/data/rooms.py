@@ -2,19 +2,20 @@
 
   image, depth = room(index, height=64, width=64)   # uint8 [H, W, 3], float32 [H, W] metres
 
-Each (seed, index) draws a scene and renders it by casting one ray per pixel (NumPy,
-vectorised over pixels): a box room of random size (3-14 m wide, 2.4-5 m high, 4-16 m
-deep) seen by a pinhole camera at a random place inside it, turned by a random yaw,
-pitch and roll, with a random horizontal field of view (35-90 degrees); one to five
-spheres and boxes standing on the floor or floating; every surface with its own colour
-and texture (checks, stripes, waves or plain, at random scales); one directional light
-(lighting one side of a surface, or both) and ambient light of random colour and
-strength, and distance fog in half of the rooms only: with fog in every room, brightness
-alone told distance, and a net that learned that misjudged clear scenes (it put the fog-free
-ray-cast test scene, genjax.apps.vr.scene, at half its distance). Depth is the z-depth
-of the hit point (distance along the optical axis, as genjax.apps.vr.stereo expects), in
-metres, exact up to float32. Same frames as genjax.image.projections: camera looking along
--Z, image y down.
+Each (seed, index) draws a scene and renders it by casting one ray per pixel (or n x n,
+`supersample`; NumPy, vectorised over pixels), optionally from an eye moved to the camera's
+right (`eye_shift`: the right eye of a stereo pair, to score stereo synthesis): a box room
+of random size (3-14 m wide, 2.4-5 m high, 4-16 m deep) seen by a pinhole camera at a random
+place inside it, turned by a random yaw, pitch and roll, with a random horizontal field of
+view (35-90 degrees); one to five spheres and boxes standing on the floor or floating; every
+surface with its own colour and texture (checks, stripes, waves or plain, at random scales);
+one directional light (lighting one side of a surface, or both) and ambient light of random
+colour and strength, and distance fog in half of the rooms only: with fog in every room,
+brightness alone told distance, and a net that learned that misjudged clear scenes (it put
+the fog-free ray-cast test scene, genjax.apps.vr.scene, at half its distance). Depth is the
+z-depth of the hit point (distance along the optical axis, as genjax.apps.vr.stereo
+expects), in metres, exact up to float32. Same frames as genjax.image.projections: camera
+looking along -Z, image y down.
 """
 
 import math
