@@ -31,8 +31,9 @@ def test_auto_and_errors(tmp_path):
 
 
 def test_unet_grid():
-  assert depth_estimation.unet_grid((480, 640)) == (64, 88)
-  assert depth_estimation.unet_grid((64, 64)) == (64, 64)
+  assert depth_estimation.unet_grid((480, 640)) == (96, 128)
+  assert depth_estimation.unet_grid((96, 96)) == (96, 96)
+  assert depth_estimation.unet_grid((50, 70)) == (96, 136)
 
 
 def test_shipped_unet_gives_depth_of_the_photo_size():
@@ -89,8 +90,8 @@ def test_briefly_trained_unet_beats_a_constant(tmp_path):
 def test_shipped_unet_on_held_out_rooms():
   m = depth_estimation.evaluate_on_rooms(depth_estimation.estimate_depth, n=32)
   print(f"\nshipped depth UNet, 32 held-out rooms: {m}")
-  # Measured (the shipped weights, 32 rooms): AbsRel 0.387 against 0.595, delta1 0.352 against
-  # 0.280 (64 rooms: 0.447 against 0.706, 0.396 against 0.267).
+  # Measured (the shipped weights, 32 rooms): AbsRel 0.374 against 0.595, delta1 0.386 against
+  # 0.280 (64 rooms: 0.418 against 0.706, 0.404 against 0.267).
   assert m["abs_rel"] < 0.7 * m["constant_abs_rel"]
   assert m["delta1"] > m["constant_delta1"] + 0.05
 
@@ -144,7 +145,11 @@ def test_room_right_eye_is_the_true_depth_warp_of_its_left_eye(warp):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the shipped depth UNet is not there yet (numbers in the test's docstring). "
+    "the shipped depth UNet is not there yet: stereo PSNR from its depth against from the true "
+    "depth, measured: ray-cast scene 32.1 against 43.5 dB (a constant depth: 34.6 dB; it puts "
+    "that 2.7-9 m room at 1.6-6.0 m, and rescaled by its median error it scores 32.8 dB: its "
+    "shape is wrong, not only its scale), held-out rooms 44.2 / 54.5, 42.7 / 54.2 and 25.8 / "
+    "44.5 dB. For scale: the true depth scaled by 0.9 or 1.2 gives 41.2 / 40.4 dB on the scene. "
     "Strict: remove this mark when it passes."))
 def test_stereo_from_estimated_depth_is_close_to_true_depth(warp):
   """On ray-cast scenes, the ray-cast test scene (genjax.apps.vr.scene) and three held-out
