@@ -103,3 +103,26 @@ def test_bad_runtime_file_is_named(tmp_path):
   (tmp_path / runtime.FILE).write_text('{"version": 7}')
   with pytest.raises(ValueError, match="runtime.json: not a version-1"):
     runtime.read(tmp_path)
+
+
+def test_failed_start_stops_the_step_thread_before_it_measures(fresh_tuning, tiny_overrides,
+                                                                monkeypatch):
+  """A new run's step thread waits for the state before measuring; when building the state
+  fails (here train.init_params holds another model's weights), it is told to stop."""
+  from flax import serialization
+  import numpy as np
+  weights = fresh_tuning / "other_model.msgpack"
+  weights.write_bytes(serialization.msgpack_serialize({"params": {"w": np.zeros(3, np.float32)}}))
+  measure = FakeMeasure("taps")
+  monkeypatch.setattr(autotune, "measure", measure)
+  threads = _note_step_threads(monkeypatch)
+  config = _config(tiny_overrides, 1)
+  config.train.init_params = str(weights)
+  with pytest.raises(ValueError, match="do not match the model"):
+    loop.train(config, fresh_tuning / "run", progress=False)
+  for thread in threading.enumerate():
+    if thread.name == "genjax-train-step":
+      thread.join(timeout=600)  # a hang guard only: it ends once told to stop
+      assert not thread.is_alive()
+  assert threads == ["genjax-train-step"] and measure.calls == 0
+  assert not (fresh_tuning / "run" / "config.json").exists()
