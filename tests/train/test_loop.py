@@ -8,7 +8,7 @@ from genjax import configs
 from genjax.train import loop
 
 
-@pytest.mark.slow  # a run of its own: the tiny step and the preview sampler (~25 s on 2 idle cores)
+@pytest.mark.slow  # a run of its own: the tiny step and the preview sampler (17-100 s here)
 def test_each_record_counts_the_skipped_steps_up_to_its_own_step(tmp_path, tiny_overrides):
   # A learning rate of 1e30 makes step 1's update finite but huge: from step 2 on, the loss
   # overflows and every step is skipped. The loop records each step as soon as it is done
