@@ -2,9 +2,12 @@
 
     python -m benchmarks first_step [--config cifar] [--rounds 1] [--out benchmark_results/first_step]
 
+(`python -m benchmarks first_step_phases` splits the start-up into its phases.)
+
 Each measurement is the `genjax` command in a process of its own, timed from its launch
-to the moment its metrics.jsonl receives step 1's record (written as step 2 is
-dispatched, so it includes step 1's run; samples are not drawn before it):
+to the moment its metrics.jsonl receives step 1's record (written once step 1 is done,
+after step 2 is dispatched; samples are not drawn before it; before 2026-12-06 the record
+also waited for step 2):
 
   tune    `genjax tune --config=<config>` first (fills the conv autotune table, so the
           runs below do not measure; its time is reported, not counted in the others);

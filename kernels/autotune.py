@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import pathlib
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -230,7 +231,7 @@ def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
   # An entry measured over other candidates (say, before oneDNN was built) is stale.
   cached = _table_entry(key, candidates, path)
   if cached is not None:
-    _missing.pop(str(key), None)
+    _answers.missing.pop(str(key), None)
     return cached
   repeats = 5
   seconds = (measure_fn or measure)(key, candidates, repeats=repeats)
@@ -248,14 +249,23 @@ def choose(key: ConvKey, candidates: Mapping[str, Callable], *, default: str,
   except OSError as e:
     log.warning("autotune cache %s not written (%s); the choice holds for this process", path, e)
   _memo[memo_key] = impl
-  _missing.pop(str(key), None)
+  _answers.missing.pop(str(key), None)
   return impl
 
 
-# What the dispatcher answered in this process (key string -> implementation), the keys
-# it found no table entry for, and the choices pinned by the run (key string -> name).
-_used: dict[str, str] = {}
-_missing: dict[str, "ConvKey"] = {}
+class _Answers(threading.local):
+  """What the dispatcher answered in this thread (key string -> implementation) and the keys
+  it found no table entry for. Per thread: a run traces its train step in a thread of its
+  own while the main thread builds the state (genjax.train.runtime), and each trace's
+  choices are its own."""
+
+  def __init__(self):
+    self.used: dict[str, str] = {}
+    self.missing: dict[str, "ConvKey"] = {}
+
+
+_answers = _Answers()
+# The choices pinned by the run (key string -> name), for every thread.
 _pinned: dict[str, str] = {}
 
 
@@ -292,9 +302,9 @@ def lookup(key: ConvKey, candidates, *, default: str, path: pathlib.Path | None 
   else:
     impl = _table_entry(key, candidates, path or cache_path())
     if impl is None:
-      _missing[name] = key
+      _answers.missing[name] = key
       impl = default
-  _used[name] = impl
+  _answers.used[name] = impl
   return impl
 
 
@@ -315,26 +325,27 @@ def pin(choices: Mapping[str, str], *, replace: bool = False) -> None:
 
 
 def used_choices() -> dict[str, str]:
-  """Key string -> implementation the dispatcher answered in this process."""
-  return dict(_used)
+  """Key string -> implementation the dispatcher answered in this thread."""
+  return dict(_answers.used)
 
 
 def missing_keys() -> list[ConvKey]:
-  """The keys the dispatcher found no table entry for (answered with the default)."""
-  return list(_missing.values())
+  """The keys the dispatcher found no table entry for in this thread (answered with the
+  default)."""
+  return list(_answers.missing.values())
 
 
 def forget_used() -> None:
   """Forget what the dispatcher answered and missed so far (before tracing the program
   whose choices are to be recorded, e.g. after model init traced at batch 1)."""
-  _used.clear()
-  _missing.clear()
+  _answers.used.clear()
+  _answers.missing.clear()
 
 
 def clear_memo() -> None:
   """Forget the choices made, used, missed and pinned in this process (the file stays):
   tests, and re-tuning."""
   _memo.clear()
-  _used.clear()
-  _missing.clear()
+  _answers.used.clear()
+  _answers.missing.clear()
   _pinned.clear()

@@ -72,15 +72,23 @@ class CompiledTogether:
   coordination-service barrier (no device collective, `timeout_s` long) before running.
   Every run, one process or many, compiles ahead of time this way, so that the memory
   the compiler freed is handed back before the first run (host_memory.release).
+
+  `compiled`: a concurrent.futures.Future of the function already compiled for the first
+  call's arguments (genjax.train.runtime.StepAhead); the first call waits for it instead
+  of compiling (`jitted` may then be None).
   """
 
-  def __init__(self, jitted, name: str, *, timeout_s: int = 3600):
+  def __init__(self, jitted, name: str, *, timeout_s: int = 3600, compiled=None):
     self._jitted, self._name, self._timeout_s = jitted, name, timeout_s
+    self._ahead = compiled
     self._compiled = None
 
   def __call__(self, *args):
     if self._compiled is None:
-      self._compiled = self._jitted.lower(*args).compile()
+      if self._ahead is not None:
+        self._compiled = self._ahead.result()
+      else:
+        self._compiled = self._jitted.lower(*args).compile()
       # The compiler's freed memory goes back to the system before the first run
       # allocates its temporaries on top of it (see host_memory.release).
       host_memory.release()

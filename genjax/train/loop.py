@@ -22,7 +22,8 @@ import tqdm
 from genjax import data, diffusion, files, models
 from genjax.image import io as image_io
 from genjax.train import (checkpoint, depth, distributed, evaluation, frozen, logbook, optimizer,
-                          plots, preview, run_config, runtime, sharding, trainers)
+                          plots, preview, run_config, runtime, sharding, startup,
+                          trainers)
 from genjax.train.state import create_train_state, start_from
 from genjax.train.step import StepConfig, train_step
 from genjax.train.stop_signal import StopSignal
@@ -231,32 +232,10 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.train.checkpoint_every,
                                  keep=config.train.keep_checkpoints,
                                  with_data=data_iter is not None)
-  if ckpt.latest_step() is not None:
-    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          abstract, shardings)
-    state, step, _ = ckpt.restore_intact(target, data_iter, move_damaged=is_main)
-    log.info("resumed from %s at step %d", ckpt.directory, step)
-    if is_main:
-      run_config.record(workdir, config, config_diff, step=step)
-      for key, (old, new) in config_diff.items():
-        log.warning("config changed at step %d: %s %s -> %s", step, key, old, new)
-  else:
-    state = jax.jit(create, out_shardings=shardings)(init_key)
-    if config.train.get("init_params"):
-      state = trainer.start_from(state, config.train.init_params, shardings)
-      log.info("started from the parameters in %s", config.train.init_params)
-    if is_main:
-      run_config.write(workdir, config)
+  state, first_batch, step_fn = startup.state_and_step(
+      trainer, config, workdir, mesh=mesh, ckpt=ckpt, abstract=abstract, shardings=shardings,
+      init_key=init_key, recorded=recorded, config_diff=config_diff)
   start = int(state.step)
-  if start >= config.train.num_steps:
-    log.warning("the run is at step %d, train.num_steps=%d: nothing to train", start,
-                config.train.num_steps)
-  # The first batch is fetched here (the loop uses it) so that the step can be traced,
-  # its convolutions tuned if the autotune table lacks them, and runtime.json written.
-  first_batch = trainer.next_batch(mesh) if start < config.train.num_steps else None
-  step_fn = distributed.CompiledTogether(runtime.prepare_step(
-      config, workdir, lambda: trainer.make_step_fn(mesh, shardings), state, first_batch,
-      recorded=recorded), "train_step")
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(abstract.params))
   log.info("model: %.2fM parameters; mesh %s; global batch %d", n_params / 1e6,
            dict(mesh.shape), config.train.batch_size)
@@ -281,10 +260,13 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
     step = int(state.step)
     book.write(step, results)
     log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-  lr_at = optimizer.learning_rate_schedule(config.train)
   train_cfg = config.train
+  lr_at = _logged_learning_rates(train_cfg, start)
   time_limit = 60.0 * train_cfg.get("time_limit_minutes", 0.0)
   window, in_row, last_loss = [], 0, None
+  # state.skipped plus the non-finite steps consumed since: a step's record then waits for
+  # that step alone, not for the one dispatched after it.
+  skipped = int(jax.device_get(state.skipped))
   t_start = t_window = time.perf_counter()
   images_done = 0
   bar = tqdm.tqdm(total=train_cfg.num_steps, initial=start, desc="train", unit="step",
@@ -292,10 +274,11 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
 
   def consume(step: int, metrics) -> None:
     """Host side of a finished step (one step behind dispatch, to keep the device busy)."""
-    nonlocal in_row, last_loss, t_window, window
+    nonlocal in_row, last_loss, t_window, window, skipped
     m = jax.device_get(metrics)
     finite = bool(m["finite"])
     in_row = 0 if finite else in_row + 1
+    skipped += not finite
     if finite:
       last_loss = float(m["loss"])
       window.append({k: float(v) for k, v in m.items() if k != "finite"})
@@ -313,8 +296,8 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
       names = [k for k in m if k != "finite"]
       record = {k: float(np.mean([w[k] for w in window])) if window else float("nan")
                 for k in names}
-      record.update({"learning_rate": float(lr_at(step)), "images_per_second": ips,
-                     "skipped_steps": int(jax.device_get(state.skipped))})
+      record.update({"learning_rate": lr_at(step), "images_per_second": ips,
+                     "skipped_steps": skipped})
       book.write(step, record)
       bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{ips:.0f}")
       window, t_window = [], now
@@ -374,6 +357,16 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
     plots.plot_eval_curves(records, workdir / "eval.png")
     files.write_json(workdir / "summary.json", dataclasses.asdict(summary))
   return summary
+
+
+def _logged_learning_rates(train_cfg, start: int):
+  """step -> the schedule's learning rate, for each step past `start` that gets a log record,
+  computed in one program before the first step: a device computation at log time would wait
+  for the step dispatched after the logged one. Two arrays, not a dict (4 bytes a record)."""
+  steps = np.arange(start + 1, train_cfg.num_steps + 1, dtype=np.int32)
+  steps = steps[(steps % train_cfg.log_every == 0) | (steps == train_cfg.num_steps)]
+  rates = np.asarray(jax.jit(optimizer.learning_rate_schedule(train_cfg))(steps))
+  return lambda step: float(rates[np.searchsorted(steps, step)])
 
 
 def _save(ckpt: checkpoint.Checkpointer, state, data_iter, *, force: bool) -> None:

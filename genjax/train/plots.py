@@ -2,19 +2,23 @@
 
 import pathlib
 
-import matplotlib
+from genjax import files
 
-matplotlib.use("Agg")  # no display on training machines
-import matplotlib.pyplot as plt  # noqa: E402
 
-from genjax import files  # noqa: E402
+def _pyplot():
+  """matplotlib.pyplot on the Agg backend (no display on training machines), imported when
+  a curve is drawn: a run starts ~0.5 s sooner without it."""
+  import matplotlib  # noqa: PLC0415
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+  return plt
 
 
 def plot_loss_curve(records: list[dict], path: pathlib.Path) -> None:
   """Loss (log scale) against step, from Logbook records; written atomically."""
   steps = [r["step"] for r in records if "loss" in r]
   losses = [r["loss"] for r in records if "loss" in r]
-  fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+  fig, ax = _pyplot().subplots(figsize=(6, 3.5), dpi=120)
   ax.plot(steps, losses, lw=1.2)
   ax.set_yscale("log")
   ax.set_xlabel("step")
@@ -29,7 +33,7 @@ def plot_eval_curves(records: list[dict], path: pathlib.Path) -> bool:
                   and not k.startswith("eval/swd_level")})
   if not names:
     return False
-  fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), dpi=120,
+  fig, axes = _pyplot().subplots(1, len(names), figsize=(3.2 * len(names), 3.0), dpi=120,
                            squeeze=False)
   for ax, name in zip(axes[0], names):
     points = [(r["step"], r[name]) for r in records if name in r]
@@ -48,4 +52,4 @@ def _save(fig, path: pathlib.Path) -> None:
     with files.atomic_write(path) as f:
       fig.savefig(f, format="png")
   finally:
-    plt.close(fig)
+    _pyplot().close(fig)

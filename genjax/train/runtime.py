@@ -19,10 +19,12 @@ convolutions missing from the autotune table measures them (`genjax tune` does i
 ahead), then traces the step again with the table complete.
 """
 
+import concurrent.futures
 import datetime
 import logging
 import os
 import pathlib
+import threading
 
 import jax
 import orbax.checkpoint as ocp
@@ -95,16 +97,20 @@ def tunable(config) -> bool:
   return jax.default_backend() == "cpu" and setting in ("", "auto")
 
 
-def tune_step(make_step, state, batch):
+def tune_step(make_step, state, batch, *, before_measuring=None):
   """Traces the jitted step from `make_step()`; if it meets CPU convolutions missing from
-  the autotune table, measures them (outside the trace) and traces a new step. Returns
-  (the jitted step, already traced for these arguments, the keys measured)."""
+  the autotune table, measures them (outside the trace; after `before_measuring()`, if
+  given) and traces a new step. `state`, `batch`: arrays or jax.ShapeDtypeStructs with
+  shardings. Returns (the jitted step, already traced for these arguments, the keys
+  measured)."""
   autotune.forget_used()  # model init's choices (batch 1) are not the step's
   step = make_step()
   step.trace(state, batch)
   missing = autotune.missing_keys()
   if not missing:
     return step, []
+  if before_measuring is not None:
+    before_measuring()
   log.info("conv autotune: measuring %d convolution shapes once (cached in %s; "
            "`genjax tune` does it ahead)", len(missing), autotune.cache_path())
   conv.tune(missing)
@@ -128,12 +134,14 @@ def record(config) -> dict:
       "environment": process_settings.recorded_environment()}
 
 
-def prepare_step(config, workdir, make_step, state, batch, *, recorded: dict | None):
+def prepare_step(config, workdir, make_step, state, batch, *, recorded: dict | None,
+                 before_measuring=None):
   """The jitted train step of a run, its convolution choices settled and recorded.
 
   New run: tunes on the CPU (process 0 only in a multi-process run; the others wait,
   then pin what it wrote) and writes runtime.json. Resumed run (`recorded` from
-  restore_settings): the choices are already pinned."""
+  restore_settings): the choices are already pinned. `state`, `batch`: arrays or
+  jax.ShapeDtypeStructs; `before_measuring`: see tune_step."""
   workdir = pathlib.Path(workdir)
   if recorded is not None:
     return make_step()
@@ -143,7 +151,7 @@ def prepare_step(config, workdir, make_step, state, batch, *, recorded: dict | N
     if batch is None:  # no step left to run: nothing to tune
       step = make_step()
     elif tunable(config):
-      step, _ = tune_step(make_step, state, batch)
+      step, _ = tune_step(make_step, state, batch, before_measuring=before_measuring)
     else:
       autotune.forget_used()
       step = make_step()
@@ -155,3 +163,50 @@ def prepare_step(config, workdir, make_step, state, batch, *, recorded: dict | N
       autotune.pin(read(workdir)["conv"]["choices"])
       step = make_step()
   return step
+
+
+class _Cancelled(Exception):
+  pass
+
+
+class StepAhead:
+  """A new run's train step, settled (prepare_step), lowered and compiled in a thread of
+  its own for abstract arguments (`state_spec`, `batch_spec`: jax.ShapeDtypeStructs with
+  the shardings of the arrays to come, so the same program), while the main thread builds
+  the state. Tracing and lowering are Python; XLA's compile (or its read from the
+  persistent cache) releases the GIL, so the two threads overlap on the CPU's cores.
+
+  Convolutions missing from the autotune table are measured only after `state_built()`:
+  no timing is taken beside a compile. `future` holds the compiled step (or the error).
+  One process only: a multi-process run settles its step at barriers, in order."""
+
+  def __init__(self, config, workdir, make_step, state_spec, batch_spec):
+    self.future = concurrent.futures.Future()
+    self._built = threading.Event()
+    self._cancelled = False
+    self._thread = threading.Thread(
+        target=self._work, args=(config, workdir, make_step, state_spec, batch_spec),
+        name="genjax-train-step")
+    self._thread.start()
+
+  def state_built(self, _state=None) -> None:
+    """The main thread is done building the state (`_state`, when passed, is ready)."""
+    self._built.set()
+
+  def cancel(self) -> None:
+    """The run failed before its first step: stop before measuring, if not done yet."""
+    self._cancelled = True
+    self._built.set()
+
+  def _before_measuring(self) -> None:
+    self._built.wait()
+    if self._cancelled:
+      raise _Cancelled
+
+  def _work(self, config, workdir, make_step, state_spec, batch_spec) -> None:
+    try:
+      step = prepare_step(config, workdir, make_step, state_spec, batch_spec, recorded=None,
+                          before_measuring=self._before_measuring)
+      self.future.set_result(step.lower(state_spec, batch_spec).compile())
+    except BaseException as e:  # noqa: BLE001  (handed to the main thread by the future)
+      self.future.set_exception(e)

@@ -2,8 +2,10 @@
 failing candidates. Nothing here depends on which implementation is faster: timings
 are faked, or only their presence is checked."""
 
+import dataclasses
 import json
 import logging
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -211,3 +213,27 @@ def test_pinned_choice_wins_over_the_table(tmp_path, caplog):
   with caplog.at_level(logging.WARNING, logger=autotune.__name__):
     assert autotune.lookup(KEY, two, default="xla", path=path) == "xla"
   assert "winograd" in caplog.text and autotune.used_choices() == {str(KEY): "xla"}
+
+
+def test_answers_are_per_thread(tmp_path):
+  """A run traces its train step in a thread of its own while the main thread builds the
+  state (genjax.train.runtime.StepAhead): each thread sees the choices of its own traces."""
+  path = tmp_path / "t.json"
+  autotune.store(path, str(KEY), {"impl": "taps", "candidates": ["taps", "xla"]})
+  two = {n: conv.IMPLEMENTATIONS[n] for n in ("xla", "taps")}
+  other = autotune.ConvKey(**{**dataclasses.asdict(KEY), "batch": KEY.batch + 1})
+  autotune.forget_used()
+  assert autotune.lookup(KEY, two, default="xla", path=path) == "taps"
+  seen = {}
+
+  def in_thread():
+    seen["before"] = autotune.used_choices()
+    autotune.lookup(other, two, default="xla", path=path)  # not in the table: missing
+    seen["after"] = autotune.used_choices(), [str(k) for k in autotune.missing_keys()]
+
+  thread = threading.Thread(target=in_thread)
+  thread.start()
+  thread.join()
+  assert seen["before"] == {}
+  assert seen["after"] == ({str(other): "xla"}, [str(other)])
+  assert autotune.used_choices() == {str(KEY): "taps"} and autotune.missing_keys() == []

@@ -2,6 +2,7 @@
 used again when it resumes, whatever the autotune table says by then."""
 
 import json
+import threading
 
 import pytest
 
@@ -11,14 +12,29 @@ from genjax.train import loop, runtime
 
 
 class FakeMeasure:
-  """autotune.measure stand-in: `fastest` wins by far; counts its calls."""
+  """autotune.measure stand-in: `fastest` wins by far; counts its calls and notes, for each,
+  its thread and whether `workdir` had its config.json (written once the state is built)."""
 
-  def __init__(self, fastest):
-    self.fastest, self.calls = fastest, 0
+  def __init__(self, fastest, workdir=None):
+    self.fastest, self.calls, self.workdir, self.seen = fastest, 0, workdir, set()
 
   def __call__(self, key, candidates, *, repeats):
     self.calls += 1
+    self.seen.add((threading.current_thread().name,
+                   self.workdir is not None and (self.workdir / "config.json").is_file()))
     return {n: (1e-3 if n == self.fastest else 1.0) for n in candidates}
+
+
+def _note_step_threads(monkeypatch) -> list:
+  """The threads in which the runs' train steps are made (and then traced)."""
+  threads = []
+  make = loop.DiffusionTrainer.make_step_fn
+
+  def noted(self, mesh, shardings):
+    threads.append(threading.current_thread().name)
+    return make(self, mesh, shardings)
+  monkeypatch.setattr(loop.DiffusionTrainer, "make_step_fn", noted)
+  return threads
 
 
 @pytest.fixture
@@ -40,12 +56,16 @@ def _config(tiny_overrides, steps):
 @pytest.mark.slow  # two short training runs with their own programs (~1 min on 2 idle cores)
 def test_choices_recorded_then_pinned_on_resume(fresh_tuning, tiny_overrides, monkeypatch):
   workdir = fresh_tuning / "run"
-  first = FakeMeasure("taps")
+  first = FakeMeasure("taps", workdir)
   monkeypatch.setattr(autotune, "measure", first)
+  threads = _note_step_threads(monkeypatch)
   loop.train(_config(tiny_overrides, 1), workdir, progress=False)
   record = json.loads((workdir / runtime.FILE).read_text())
   choices = record["conv"]["choices"]
   assert first.calls >= 1 and choices and set(choices.values()) == {"taps"}
+  # A new run makes, traces and compiles its step in a thread of its own (runtime.StepAhead)
+  # while the state is built, and measures only once the state is built.
+  assert set(threads) == {"genjax-train-step"} and first.seen == {("genjax-train-step", True)}
   assert (record["version"], record["backend"], record["conv"]["setting"]) == (1, "cpu", "auto")
   assert "XLA_FLAGS" in record["environment"]
   assert record["process_settings"]["compile_cache"]["enabled"] is True
@@ -56,8 +76,9 @@ def test_choices_recorded_then_pinned_on_resume(fresh_tuning, tiny_overrides, mo
   autotune.clear_memo()
   later = FakeMeasure("xla")
   monkeypatch.setattr(autotune, "measure", later)
+  threads.clear()
   loop.train(_config(tiny_overrides, 2), workdir, progress=False)
-  assert later.calls == 0
+  assert later.calls == 0 and threads == ["MainThread"]  # a resume: the restore comes first
   used = autotune.used_choices()  # the step's, and (unpinned) init's and the preview's
   assert {k: used[k] for k in choices} == choices
   assert json.loads((workdir / runtime.FILE).read_text()) == record  # written once
@@ -82,3 +103,26 @@ def test_bad_runtime_file_is_named(tmp_path):
   (tmp_path / runtime.FILE).write_text('{"version": 7}')
   with pytest.raises(ValueError, match="runtime.json: not a version-1"):
     runtime.read(tmp_path)
+
+
+def test_failed_start_stops_the_step_thread_before_it_measures(fresh_tuning, tiny_overrides,
+                                                                monkeypatch):
+  """A new run's step thread waits for the state before measuring; when building the state
+  fails (here train.init_params holds another model's weights), it is told to stop."""
+  from flax import serialization
+  import numpy as np
+  weights = fresh_tuning / "other_model.msgpack"
+  weights.write_bytes(serialization.msgpack_serialize({"params": {"w": np.zeros(3, np.float32)}}))
+  measure = FakeMeasure("taps")
+  monkeypatch.setattr(autotune, "measure", measure)
+  threads = _note_step_threads(monkeypatch)
+  config = _config(tiny_overrides, 1)
+  config.train.init_params = str(weights)
+  with pytest.raises(ValueError, match="do not match the model"):
+    loop.train(config, fresh_tuning / "run", progress=False)
+  for thread in threading.enumerate():
+    if thread.name == "genjax-train-step":
+      thread.join(timeout=600)  # a hang guard only: it ends once told to stop
+      assert not thread.is_alive()
+  assert threads == ["genjax-train-step"] and measure.calls == 0
+  assert not (fresh_tuning / "run" / "config.json").exists()

@@ -1,0 +1,85 @@
+"""The start of a run: its state (created or restored), its first batch and its train step.
+
+A new run on one process fetches its first batch before its state (a new run restores no
+data iterator, so the batch is the same) and hands the step to a thread of its own
+(runtime.StepAhead): the step is traced, lowered and compiled for the shapes, dtypes and
+shardings of the state and the batch while the main thread compiles and runs the state's
+initialisation and sets up the rest of the loop. Same program, same bits; what overlaps
+is the waiting. A resumed run (its data iterator comes back with the checkpoint, so its
+first batch only after the restore) and a run of several processes (which settle the
+step at barriers) build the state first, then the step, in order.
+"""
+
+import logging
+
+import jax
+
+from genjax.train import distributed, run_config, runtime
+
+log = logging.getLogger("genjax.train")
+
+
+def specs(tree, shardings=None):
+  """jax.ShapeDtypeStruct of each array (or abstract value) in `tree`: shape, dtype, weak
+  type, and its sharding (or the one in `shardings`, a tree of the same structure)."""
+  def spec(a, s):
+    return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s,
+                                weak_type=getattr(a, "weak_type", False))
+  if shardings is None:
+    return jax.tree.map(lambda a: spec(jax.typeof(a), a.sharding), tree)
+  return jax.tree.map(spec, tree, shardings)
+
+
+def state_and_step(trainer, config, workdir, *, mesh, ckpt, abstract, shardings, init_key,
+                   recorded, config_diff):
+  """(state, the first batch or None when no step is left, the train step as a
+  distributed.CompiledTogether). `abstract`: jax.eval_shape of the trainer's create_state;
+  `recorded`: runtime.restore_settings' record (None for a new run)."""
+  is_main = jax.process_index() == 0
+  make_step = lambda: trainer.make_step_fn(mesh, shardings)  # noqa: E731
+  if ckpt.latest_step() is not None:
+    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, shardings)
+    state, step, _ = ckpt.restore_intact(target, trainer.data_iterator(), move_damaged=is_main)
+    log.info("resumed from %s at step %d", ckpt.directory, step)
+    if is_main:
+      run_config.record(workdir, config, config_diff, step=step)
+      for key, (old, new) in config_diff.items():
+        log.warning("config changed at step %d: %s %s -> %s", step, key, old, new)
+  else:
+    ahead = None
+    if jax.process_count() == 1 and config.train.num_steps > 0:
+      first_batch = trainer.next_batch(mesh)
+      ahead = runtime.StepAhead(config, workdir, make_step, specs(abstract, shardings),
+                                specs(first_batch))
+    try:
+      state = _create(trainer, config, workdir, init_key, shardings, is_main)
+      if ahead is not None:
+        ahead.state_built(jax.block_until_ready(state))
+    except BaseException:
+      if ahead is not None:
+        ahead.cancel()
+      raise
+    if ahead is not None:
+      return state, first_batch, distributed.CompiledTogether(None, "train_step",
+                                                              compiled=ahead.future)
+  start = int(state.step)
+  if start >= config.train.num_steps:
+    log.warning("the run is at step %d, train.num_steps=%d: nothing to train", start,
+                config.train.num_steps)
+  # The first batch is fetched here (the loop uses it) so that the step can be traced,
+  # its convolutions tuned if the autotune table lacks them, and runtime.json written.
+  first_batch = trainer.next_batch(mesh) if start < config.train.num_steps else None
+  step_fn = runtime.prepare_step(config, workdir, make_step, state, first_batch,
+                                 recorded=recorded)
+  return state, first_batch, distributed.CompiledTogether(step_fn, "train_step")
+
+
+def _create(trainer, config, workdir, init_key, shardings, is_main):
+  state = jax.jit(trainer.create_state, out_shardings=shardings)(init_key)
+  if config.train.get("init_params"):
+    state = trainer.start_from(state, config.train.init_params, shardings)
+    log.info("started from the parameters in %s", config.train.init_params)
+  if is_main:
+    run_config.write(workdir, config)
+  return state
