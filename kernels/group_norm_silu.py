@@ -49,8 +49,10 @@ def _group_sum(per_channel: jax.Array, num_groups: int) -> jax.Array:
   return jnp.repeat(s, c // num_groups, axis=1)
 
 
-def _stats(x, num_groups, epsilon):
-  """Per-channel copies of the group mean and rstd: float32 [B, C] each."""
+def group_stats(x: jax.Array, num_groups: int, epsilon: float = 1e-6
+                ) -> tuple[jax.Array, jax.Array]:
+  """x [B, H, W, C] -> the group mean and 1 / sqrt(variance + epsilon), one copy per
+  channel: float32 [B, C] each."""
   b, h, w, c = x.shape
   xr = x.astype(_F32).reshape(b, h * w, c)
   n = h * w * (c // num_groups)
@@ -71,10 +73,16 @@ def _bc(a):
   return a[:, None, None, :]
 
 
-def _forward(x, gn_scale, gn_bias, scale, shift, num_groups, epsilon, dtype):
-  mean, rstd = _stats(x, num_groups, epsilon)
+def apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, dtype) -> jax.Array:
+  """group_norm_silu's result from group_stats(x): [B, H, W, C] in `dtype`; scale and
+  shift [B, C] (zeros for none)."""
   a, c = _fold(mean, rstd, gn_scale, gn_bias, scale, shift)
-  return jax.nn.silu(x.astype(_F32) * _bc(a) + _bc(c)).astype(dtype), (mean, rstd)
+  return jax.nn.silu(x.astype(_F32) * _bc(a) + _bc(c)).astype(dtype)
+
+
+def _forward(x, gn_scale, gn_bias, scale, shift, num_groups, epsilon, dtype):
+  mean, rstd = group_stats(x, num_groups, epsilon)
+  return apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, dtype), (mean, rstd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
@@ -92,6 +100,13 @@ def _bwd(num_groups, epsilon, dtype, res, g):
   del epsilon, dtype
   x, gn_scale, gn_bias, scale, shift, mean, rstd = res
   x = tied_to(x, g)  # recomputed in the backward pass (genjax.kernels.recompute)
+  return vjp_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, g, num_groups)
+
+
+def vjp_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, g, num_groups: int):
+  """The gradients of sum(group_norm_silu(x, ...) * g) with respect to (x, gn_scale, gn_bias,
+  scale, shift), each in its operand's dtype, from group_stats(x) (the formulas in the
+  module docstring). Recomputes from x: callers tie x to g (genjax.kernels.recompute)."""
   b, h, w, c = x.shape
   n = h * w * (c // num_groups)
   a, cc = _fold(mean, rstd, gn_scale, gn_bias, scale, shift)

@@ -7,8 +7,9 @@ gradient, the convolution's output before and after the bias, the GroupNorm outp
 dropout's random bits (uint32, one per element): on the CIFAR train step these were most
 of the XLA temporaries live at the end of the forward pass. This custom VJP keeps the
 operands (x, the [C] / [B, C] parameters and the dropout's keep mask, one bit per element)
-and recomputes the activation in the backward pass, where the convolution's own VJP and
-genjax.kernels.group_norm_silu's hand-written one take it back to x. The recomputation is
+and the [B, C] GroupNorm statistics, and recomputes the activation in the backward pass,
+where the convolution's own VJP and genjax.kernels.group_norm_silu's hand-written one
+take it back to x. The recomputation is
 tied to the output gradient (genjax.kernels.recompute.tied_to), so that XLA neither merges
 it with the forward pass nor runs it there.
 
@@ -24,18 +25,26 @@ import jax.numpy as jnp
 from jax import lax
 
 from genjax.kernels.conv import conv2d
-from genjax.kernels.group_norm_silu import group_norm_silu
+from genjax.kernels.group_norm_silu import apply_with_stats, group_norm_silu, group_stats, \
+    vjp_with_stats
 from genjax.kernels.recompute import pack_bits, tied_to, unpack_bits
+
+
+def _dropout(h, keep, keep_prob):
+  return h if keep is None else lax.select(keep, h / keep_prob, jnp.zeros_like(h))  # as flax
+
+
+def _conv_bias(h, kernel, bias, *, padding, stride, impl, dtype):
+  y = conv2d(h, kernel.astype(dtype), stride=stride, padding=padding, impl=impl)
+  return y + bias.astype(dtype)[None, None, None, :]
 
 
 def _compose(x, gn_scale, gn_bias, scale, shift, kernel, bias, keep, *, num_groups, epsilon,
              keep_prob, padding, stride, impl, dtype):
   h = group_norm_silu(x, gn_scale, gn_bias, scale, shift, num_groups=num_groups,
                       epsilon=epsilon, dtype=dtype)
-  if keep is not None:  # flax.linen.Dropout's formula
-    h = lax.select(keep, h / keep_prob, jnp.zeros_like(h))
-  y = conv2d(h, kernel.astype(dtype), stride=stride, padding=padding, impl=impl)
-  return y + bias.astype(dtype)[None, None, None, :]
+  return _conv_bias(_dropout(h, keep, keep_prob), kernel, bias, padding=padding,
+                    stride=stride, impl=impl, dtype=dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
@@ -44,17 +53,30 @@ def _norm_act_conv(x, gn_scale, gn_bias, scale, shift, kernel, bias, keep, stati
 
 
 def _fwd(x, gn_scale, gn_bias, scale, shift, kernel, bias, keep, static):
-  out = _compose(x, gn_scale, gn_bias, scale, shift, kernel, bias, keep, **dict(static))
+  st = dict(static)
+  mean, rstd = group_stats(x, st["num_groups"], st["epsilon"])
+  h = apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, st["dtype"])
+  conv_kw = {k: st[k] for k in ("padding", "stride", "impl", "dtype")}
+  out = _conv_bias(_dropout(h, keep, st["keep_prob"]), kernel, bias, **conv_kw)
   packed = None if keep is None else pack_bits(keep)
-  return out, (x, gn_scale, gn_bias, scale, shift, kernel, bias, packed)
+  # The [B, C] statistics are kept too: recomputing them would be two more passes over x.
+  return out, (x, mean, rstd, gn_scale, gn_bias, scale, shift, kernel, bias, packed)
 
 
 def _bwd(static, res, g):
-  x, *params, packed = res
+  st = dict(static)
+  x, mean, rstd, gn_scale, gn_bias, scale, shift, kernel, bias, packed = res
   keep = None if packed is None else unpack_bits(packed, x.shape)
   x = tied_to(x, g)  # see the module docstring
-  _, vjp = jax.vjp(lambda *a: _compose(*a, keep, **dict(static)), x, *params)
-  return (*vjp(g), None)
+  h = _dropout(apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, st["dtype"]),
+               keep, st["keep_prob"])
+  conv_kw = {k: st[k] for k in ("padding", "stride", "impl", "dtype")}
+  _, conv_vjp = jax.vjp(lambda h, k, b: _conv_bias(h, k, b, **conv_kw), h, kernel, bias)
+  dh, d_kernel, d_bias = conv_vjp(g)
+  dh = _dropout(dh, keep, st["keep_prob"])
+  dx, d_gn_scale, d_gn_bias, d_scale, d_shift = vjp_with_stats(
+      x, mean, rstd, gn_scale, gn_bias, scale, shift, dh, st["num_groups"])
+  return dx, d_gn_scale, d_gn_bias, d_scale, d_shift, d_kernel, d_bias, None
 
 
 _norm_act_conv.defvjp(_fwd, _bwd)
