@@ -134,19 +134,22 @@ def page_faults() -> int:
 
 def time_train_steps(compiled, state, batch, steps: int) -> tuple[list[float], dict]:
   """Runs one warm-up step (its loss must be finite), then `steps` timed steps. Returns
-  (seconds per step, the last step's metrics plus "page_faults_per_step" of the timed
-  steps)."""
+  (seconds per step, the last step's metrics plus "page_faults_per_step" and
+  "cpu_s_per_step", the median process CPU time (user + system) of the timed steps: on a
+  shared machine steadier than the wall time)."""
   state, metrics = compiled(state, batch)
   if not np.isfinite(float(metrics["loss"])):
     raise FloatingPointError("non-finite loss in the benchmark's warm-up step")
-  times = []
+  times, cpu = [], []
   faults = page_faults()
   for _ in range(steps):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), process_cpu_seconds()
     state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics)
+    jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - t)
-  return times, {**metrics, "page_faults_per_step": (page_faults() - faults) / max(steps, 1)}
+    cpu.append(process_cpu_seconds() - c)
+  return times, {**metrics, "page_faults_per_step": (page_faults() - faults) / max(steps, 1),
+                 "cpu_s_per_step": median(cpu) if cpu else float("nan")}
 
 
 def compiled_flops(compiled) -> float | None:

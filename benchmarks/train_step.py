@@ -49,6 +49,7 @@ def bench_config(name: str, *, steps: int, conv_impl: str | None, overrides=()) 
           "overrides": " ".join(overrides),
           "params_m": n_params / 1e6, "batch": b, "image_size": f"{h}x{w}",
           "step_ms": 1e3 * step_s, "images_per_s": b / step_s, "compile_s": compile_s,
+          "cpu_ms": 1e3 * metrics["cpu_s_per_step"],
           "memory": common.memory_analysis(compiled), "peak_rss_mb": common.peak_rss_bytes() / 2**20,
           "page_faults_per_step": metrics["page_faults_per_step"]}
 
@@ -73,7 +74,8 @@ def main(argv=None) -> dict:
   common.print_table(rows, [("config", "config", ""), ("conv_impl", "conv", ""),
                             ("params_m", "params (M)", ".2f"), ("batch", "batch", "d"),
                             ("image_size", "size", ""), ("step_ms", "step (ms)", ".1f"),
-                            ("images_per_s", "images/s", ".1f"), ("compile_s", "compile (s)", ".1f"),
+                            ("images_per_s", "images/s", ".1f"),
+                            ("cpu_ms", "CPU ms / step", ".0f"), ("compile_s", "compile (s)", ".1f"),
                             ("temp_mb", "XLA temp (MiB)", ".1f"),
                             ("peak_rss_mb", "peak RSS (MiB)", ".0f"),
                             ("page_faults_per_step", "page faults / step", ".0f")])

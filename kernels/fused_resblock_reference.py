@@ -40,7 +40,7 @@ def fused_conv3x3_reference(x, w, *, gn_scale, gn_bias, num_groups: int, bias,
   return y if residual is None else y + np.asarray(residual, np.float64)
 
 
-def _conv_vjp(a, w, g, padding):
+def conv3x3_vjp_reference(a, w, g, padding: str = "SAME"):
   """Gradients of <conv3x3(a, w), g> with respect to a and w (stride 1), float64."""
   ap = pad_reference(a, 1, 1, padding)
   h, wd = g.shape[1:3]
@@ -72,7 +72,7 @@ def fused_conv3x3_reference_vjp(x, w, g, *, gn_scale, gn_bias, num_groups: int, 
   gamma = np.asarray(gn_scale, np.float64)
   z, xhat, rstd = group_norm_reference(x, gamma, gn_bias, num_groups, epsilon)
   sig = _sigmoid(z)
-  da, dw = _conv_vjp(z * sig, w, g, padding)
+  da, dw = conv3x3_vjp_reference(z * sig, w, g, padding)
   dz = da * sig * (1.0 + z * (1.0 - sig))                 # SiLU'(z) = s (1 + z (1 - s))
   dxhat = _groups(dz * gamma, num_groups)
   xh = _groups(xhat, num_groups)

@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genjax.kernels import conv2d, group_norm
+from genjax.kernels import conv2d, group_norm, norm_act_conv
 
 # Model padding names -> conv-core padding modes.
 PADDINGS = {"zeros": "SAME", "circular_w": "CIRCULAR_W", "sphere": "SPHERE"}
@@ -31,11 +31,7 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    k = self.kernel_size
-    init = nn.initializers.zeros if self.zero_init else nn.initializers.variance_scaling(
-        1.0, "fan_avg", "uniform")
-    kernel = self.param("kernel", init, (k, k, x.shape[-1], self.features), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+    kernel, bias = _conv_params(self, x.shape[-1])
     y = conv2d(x.astype(self.dtype), kernel.astype(self.dtype), stride=self.stride,
                padding=self.padding, impl=self.conv_impl)
     return y + bias.astype(self.dtype)[None, None, None, :]
@@ -55,10 +51,79 @@ class GroupNorm(nn.Module):
     if x.ndim != 4 or c % self.num_groups:
       raise ValueError(f"GroupNorm: x {x.shape} is not [B,H,W,C] with C divisible by "
                        f"num_groups={self.num_groups}")
-    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    scale, bias = _group_norm_params(self, c)
     y = group_norm(x, scale, bias, num_groups=self.num_groups, epsilon=self.epsilon)
     return y.astype(self.dtype)
+
+
+def _conv_params(module: nn.Module, in_features: int):
+  """Conv's parameters ("kernel" [k, k, Cin, features], "bias" [features], float32)."""
+  k = module.kernel_size
+  init = nn.initializers.zeros if module.zero_init else nn.initializers.variance_scaling(
+      1.0, "fan_avg", "uniform")
+  kernel = module.param("kernel", init, (k, k, in_features, module.features), jnp.float32)
+  return kernel, module.param("bias", nn.initializers.zeros, (module.features,), jnp.float32)
+
+
+def _group_norm_params(module: nn.Module, channels: int):
+  """GroupNorm's parameters ("scale", "bias": [channels], float32)."""
+  return (module.param("scale", nn.initializers.ones, (channels,), jnp.float32),
+          module.param("bias", nn.initializers.zeros, (channels,), jnp.float32))
+
+
+def norm_act_conv_layer(x: jax.Array, scale: jax.Array | None = None,
+                        shift: jax.Array | None = None, *, features: int, num_groups: int,
+                        gn_name: str, conv_name: str, dropout: float = 0.0,
+                        deterministic: bool = True, dropout_name: str = "Dropout_0",
+                        padding: str = "SAME", zero_init: bool = False, dtype: Any = jnp.float32,
+                        conv_impl: str | None = None, epsilon: float = 1e-6) -> jax.Array:
+  """conv(dropout(SiLU(GroupNorm(x) * (1 + scale) + shift))) + bias through
+  genjax.kernels.norm_act_conv, which keeps only x for the backward pass.
+
+  Call it inside a compact module: its parameters are that module's children named as the
+  unfused layers' (`gn_name`: GroupNorm's "scale", "bias"; `conv_name`: Conv's "kernel",
+  "bias"), and the dropout key is drawn in child `dropout_name` as flax.linen.Dropout draws
+  it there, so parameter trees, initial values and dropout masks are those of GroupNorm ->
+  silu -> (scale, shift) -> Dropout -> Conv.
+  x: [B, H, W, Cin]; scale, shift: [B, Cin] or None -> [B, H, W, features] in `dtype`.
+  """
+  cin = x.shape[-1]
+  gn_scale, gn_bias = _GroupNormParams(cin, name=gn_name)()
+  kernel, bias = _ConvParams(features, cin, zero_init=zero_init, name=conv_name)()
+  keep = None
+  if dropout and not deterministic:
+    keep = _DropoutMask(dropout, name=dropout_name)(x.shape)
+  return norm_act_conv(x, gn_scale, gn_bias, kernel, bias, scale, shift, keep,
+                       num_groups=num_groups, epsilon=epsilon, keep_prob=1.0 - dropout,
+                       padding=padding, impl=conv_impl, dtype=dtype)
+
+
+class _GroupNormParams(nn.Module):
+  channels: int
+
+  @nn.compact
+  def __call__(self):
+    return _group_norm_params(self, self.channels)
+
+
+class _ConvParams(nn.Module):
+  features: int
+  in_features: int
+  kernel_size: int = 3
+  zero_init: bool = False
+
+  @nn.compact
+  def __call__(self):
+    return _conv_params(self, self.in_features)
+
+
+class _DropoutMask(nn.Module):
+  """flax.linen.Dropout's keep mask (same key, same draw): bool [shape]."""
+  rate: float
+
+  @nn.compact
+  def __call__(self, shape):
+    return jax.random.bernoulli(self.make_rng("dropout"), p=1.0 - self.rate, shape=shape)
 
 
 def group_count(channels: int, max_groups: int = 32) -> int:

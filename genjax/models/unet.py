@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from genjax.models.attention import dot_product_attention
 from genjax.models.layers import Conv, GroupNorm, conv_padding, group_count, \
-    timestep_embedding
+    norm_act_conv_layer, timestep_embedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +45,11 @@ class UNetConfig:
 
 
 class ResBlock(nn.Module):
-  """GN-SiLU-conv, scale-shift by the embedding, GN-SiLU-dropout-conv, skip; / sqrt(2)."""
+  """GN-SiLU-conv, scale-shift by the embedding, GN-SiLU-dropout-conv, skip; / sqrt(2).
+
+  Each GN-SiLU(-dropout)-conv is one NormActConv (only its input is kept for the backward
+  pass); parameters and dropout masks are named and drawn as the unfused layers'
+  (GroupNorm_0, Conv_0, Dense_0, GroupNorm_1, Dropout_0, Conv_1, Conv_2)."""
   features: int
   cfg: UNetConfig
   deterministic: bool = True
@@ -53,16 +57,17 @@ class ResBlock(nn.Module):
   @nn.compact
   def __call__(self, x, emb):
     c, pad = self.cfg, conv_padding(self.cfg.padding)
-    conv = lambda f, **kw: Conv(f, padding=pad, dtype=c.dtype, conv_impl=c.conv_impl, **kw)
-    h = nn.silu(GroupNorm(group_count(x.shape[-1]), dtype=c.dtype)(x))
-    h = conv(self.features)(h)
+    nac = lambda h, *ss, gn, conv, **kw: norm_act_conv_layer(  # noqa: E731
+        h, *ss, features=self.features, padding=pad, dtype=c.dtype, conv_impl=c.conv_impl, gn_name=gn,
+        conv_name=conv, **kw)
+    h = nac(x, gn="GroupNorm_0", conv="Conv_0", num_groups=group_count(x.shape[-1]))
     scale, shift = jnp.split(nn.Dense(2 * self.features, dtype=c.dtype)(nn.silu(emb)), 2, -1)
-    h = GroupNorm(group_count(self.features), dtype=c.dtype)(h)
-    h = h * (1 + scale[:, None, None, :]) + shift[:, None, None, :]
-    h = nn.Dropout(c.dropout, deterministic=self.deterministic)(nn.silu(h))
-    h = conv(self.features, zero_init=True)(h)
+    h = nac(h, scale, shift, gn="GroupNorm_1", conv="Conv_1", zero_init=True,
+            num_groups=group_count(self.features), dropout=c.dropout,
+            deterministic=self.deterministic)
     if x.shape[-1] != self.features:
-      x = conv(self.features, kernel_size=1)(x)
+      x = Conv(self.features, kernel_size=1, padding=pad, dtype=c.dtype,
+               conv_impl=c.conv_impl, name="Conv_2")(x)
     return (x + h) * (2 ** -0.5)
 
 
@@ -142,6 +147,8 @@ class UNet(nn.Module):
         h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour x2
         h = Conv(h.shape[-1], padding=pad, dtype=c.dtype, conv_impl=c.conv_impl)(h)
 
-    h = nn.silu(GroupNorm(group_count(h.shape[-1]), dtype=c.dtype)(h))
-    h = Conv(c.out_channels, padding=pad, dtype=c.dtype, conv_impl=c.conv_impl, zero_init=True)(h)
+    # After the stem's Conv_0 and the 2 (levels - 1) resampling convolutions.
+    h = norm_act_conv_layer(h, features=c.out_channels, num_groups=group_count(h.shape[-1]),
+                            gn_name="GroupNorm_0", conv_name=f"Conv_{2 * levels - 1}",
+                            padding=pad, zero_init=True, dtype=c.dtype, conv_impl=c.conv_impl)
     return h.astype(jnp.float32)

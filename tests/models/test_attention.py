@@ -43,3 +43,21 @@ def test_bfloat16_is_close():
 def test_bad_shapes():
   with pytest.raises(ValueError, match="not all"):
     dot_product_attention(jnp.zeros((1, 2, 1, 4)), jnp.zeros((1, 3, 1, 4)), jnp.zeros((1, 2, 1, 4)))
+
+
+def test_bfloat16_gradients_match_float64():
+  rng = np.random.default_rng(2)
+  q, k, v, g = (jnp.asarray(rng.standard_normal((2, 12, 2, 8)), jnp.bfloat16) for _ in range(4))
+  grads = jax.grad(lambda *a: jnp.sum(dot_product_attention(*a).astype(jnp.float32)
+                                      * g.astype(jnp.float32)), (0, 1, 2))(q, k, v)
+  want = _attention64(*(np.asarray(a, np.float32) for a in (q, k, v, g)))[1:]
+  for got, ref in zip(grads, want):  # relative error against float64, bfloat16 operands
+    assert got.dtype == jnp.bfloat16
+    assert np.linalg.norm(np.asarray(got, np.float64) - ref) / np.linalg.norm(ref) <= 2e-2
+
+
+def test_probabilities_are_not_kept_for_the_backward_pass():
+  b, t, n, d = 2, 64, 2, 4  # T * T per head is 16x the [T, D] tensors
+  q = k = v = jnp.ones((b, t, n, d))
+  _, vjp = jax.vjp(dot_product_attention, q, k, v)
+  assert max(r.size for r in jax.tree.leaves(vjp)) == b * t * n * d

@@ -2,6 +2,7 @@
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 from genjax import configs, models
 from genjax.models import UNet, UNetConfig
+from genjax.models.layers import Conv, GroupNorm, group_count
+from genjax.models.unet import ResBlock
 
 TINY = dict(base_channels=16, channel_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,),
             num_heads=2, dropout=0.0)
@@ -127,3 +130,54 @@ def test_parameter_counts():
 
   assert 8e6 < count("cifar") < 11e6  # the CIFAR-scale reference model: about 9M
   assert count("tiny") < 1e6
+
+
+class _UnfusedResBlock(nn.Module):
+  """The residual block as it was written before NormActConv (flax's Dropout, genjax's
+  GroupNorm and Conv layers, autodiff keeping every intermediate): the reference."""
+  features: int
+  cfg: UNetConfig
+  deterministic: bool = True
+
+  @nn.compact
+  def __call__(self, x, emb):
+    c = self.cfg
+    h = nn.silu(GroupNorm(group_count(x.shape[-1]))(x))
+    h = Conv(self.features)(h)
+    scale, shift = jnp.split(nn.Dense(2 * self.features)(nn.silu(emb)), 2, -1)
+    h = GroupNorm(group_count(self.features))(h)
+    h = h * (1 + scale[:, None, None, :]) + shift[:, None, None, :]
+    h = nn.Dropout(c.dropout, deterministic=self.deterministic)(nn.silu(h))
+    h = Conv(self.features, zero_init=True)(h)
+    if x.shape[-1] != self.features:
+      x = Conv(self.features, kernel_size=1)(x)
+    return (x + h) * (2 ** -0.5)
+
+
+def test_res_block_is_the_unfused_block():
+  # Same parameter tree and initial values, same dropout masks, same output and gradients.
+  cfg = UNetConfig(**{**TINY, "dropout": 0.3})
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((2, 4, 4, 16)), jnp.float32)
+  emb = jnp.asarray(rng.standard_normal((2, 24)), jnp.float32)
+  fused, unfused = ResBlock(32, cfg, deterministic=False), _UnfusedResBlock(32, cfg, False)
+  params = fused.init(jax.random.PRNGKey(0), x, emb)["params"]
+  ref_params = unfused.init(jax.random.PRNGKey(0), x, emb)["params"]
+  assert jax.tree.structure(params) == jax.tree.structure(ref_params)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
+    np.testing.assert_array_equal(a, b)
+  leaves, tree = jax.tree.flatten(params)  # a generic block: no zero-initialized layer
+  params = jax.tree.unflatten(tree, [p + 0.1 * jax.random.normal(jax.random.PRNGKey(i), p.shape)
+                                     for i, p in enumerate(leaves)])
+
+  def loss(p, module):
+    out = module.apply({"params": p}, x, emb, rngs={"dropout": jax.random.PRNGKey(3)})
+    return jnp.sum(out * jnp.cos(out)), out
+
+  (_, out), grads = jax.value_and_grad(lambda p: loss(p, fused), has_aux=True)(params)
+  (_, ref), ref_grads = jax.value_and_grad(lambda p: loss(p, unfused), has_aux=True)(params)
+  rel = lambda a, b: float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))  # noqa: E731
+  assert rel(out, ref) <= 1e-5
+  scale = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(ref_grads))
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * scale)
