@@ -95,7 +95,7 @@ def main(argv=None) -> dict:
   seen = mark("state init: trace (eval_shape)", seen)
   lowered = jax.jit(trainer.create_state, out_shardings=shardings).lower(key)
   seen = mark("state init: lower", seen)
-  init = lowered.compile()
+  init = lowered.compile(startup.INIT_CPU_COMPILER_OPTIONS)  # as genjax train does on the CPU
   seen = mark("state init: compile", seen)
   state = jax.block_until_ready(init(key))
   seen = mark("state init: run", seen)

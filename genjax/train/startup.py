@@ -18,6 +18,21 @@ from genjax.train import distributed, run_config, runtime
 
 log = logging.getLogger("genjax.train")
 
+# XLA compiler options of the state's initialisation on the CPU. It runs once per process,
+# so its compile time is all it costs: LLVM's optimisation level 1 instead of XLA's
+# default 3 compiles it in ~55% of the time (cifar 13.7 -> 8.0 CPU s, panorama 29.7 ->
+# 14.6) to the same bits (the SHA-256 of both states is level 3's; tested on `tiny` in
+# tests/train/test_startup.py). GPU and TPU keep their defaults.
+INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def compile_init(create_state, init_key, shardings):
+  """The jitted `create_state` for `shardings`, lowered and compiled (see
+  INIT_CPU_COMPILER_OPTIONS): call it with `init_key`."""
+  options = INIT_CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+  lowered = jax.jit(create_state, out_shardings=shardings).lower(init_key)
+  return lowered.compile(options)
+
 
 def specs(tree, shardings=None):
   """jax.ShapeDtypeStruct of each array (or abstract value) in `tree`: shape, dtype, weak
@@ -76,7 +91,7 @@ def state_and_step(trainer, config, workdir, *, mesh, ckpt, abstract, shardings,
 
 
 def _create(trainer, config, workdir, init_key, shardings, is_main):
-  state = jax.jit(trainer.create_state, out_shardings=shardings)(init_key)
+  state = compile_init(trainer.create_state, init_key, shardings)(init_key)
   if config.train.get("init_params"):
     state = trainer.start_from(state, config.train.init_params, shardings)
     log.info("started from the parameters in %s", config.train.init_params)

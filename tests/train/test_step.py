@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from genjax import configs, data
-from genjax.train import loop, sharding
+from genjax.train import loop, sharding, startup
 
 
 class Harness:
@@ -64,3 +64,15 @@ def test_nonfinite_batch_skips_the_update(harness):
   _, metrics = harness.run(4)
   assert metrics["finite"] == 1 and np.isfinite(metrics["loss"])
   assert harness.step_fn(4)[2]._cache_size() == 1
+
+
+def test_start_up_init_options_keep_the_bits(harness):
+  # genjax train compiles the state's init at LLVM level 1 on the CPU (faster to compile):
+  # the initial state must be the one of the default options, bit for bit.
+  mesh = sharding.make_mesh(harness.config.mesh, devices=jax.devices()[:1])
+  shardings = sharding.state_shardings(jax.eval_shape(harness.create, harness.key), mesh)
+  state = jax.device_get(startup.compile_init(harness.create, harness.key, shardings)(harness.key))
+  leaves, expected = jax.tree.leaves(state), jax.tree.leaves(harness.state)
+  assert len(leaves) == len(expected) > 10
+  for got, want in zip(leaves, expected):
+    np.testing.assert_array_equal(got, want)
