@@ -170,7 +170,7 @@ class _Cancelled(Exception):
 
 
 class StepAhead:
-  """A new run's train step, settled (prepare_step), lowered and compiled in a thread of
+  """A run's train step, settled (prepare_step; `recorded`: a resumed run's record), lowered and compiled in a thread of
   its own for abstract arguments (`state_spec`, `batch_spec`: jax.ShapeDtypeStructs with
   the shardings of the arrays to come, so the same program), while the main thread builds
   the state. Tracing and lowering are Python; XLA's compile (or its read from the
@@ -180,12 +180,13 @@ class StepAhead:
   no timing is taken beside a compile. `future` holds the compiled step (or the error).
   One process only: a multi-process run settles its step at barriers, in order."""
 
-  def __init__(self, config, workdir, make_step, state_spec, batch_spec):
+  def __init__(self, config, workdir, make_step, state_spec, batch_spec, *,
+               recorded: dict | None = None):
     self.future = concurrent.futures.Future()
     self._built = threading.Event()
     self._cancelled = False
     self._thread = threading.Thread(
-        target=self._work, args=(config, workdir, make_step, state_spec, batch_spec),
+        target=self._work, args=(config, workdir, make_step, state_spec, batch_spec, recorded),
         name="genjax-train-step")
     self._thread.start()
 
@@ -203,10 +204,10 @@ class StepAhead:
     if self._cancelled:
       raise _Cancelled
 
-  def _work(self, config, workdir, make_step, state_spec, batch_spec) -> None:
+  def _work(self, config, workdir, make_step, state_spec, batch_spec, recorded) -> None:
     try:
-      step = prepare_step(config, workdir, make_step, state_spec, batch_spec, recorded=None,
-                          before_measuring=self._before_measuring)
+      step = prepare_step(config, workdir, make_step, state_spec, batch_spec,
+                          recorded=recorded, before_measuring=self._before_measuring)
       self.future.set_result(step.lower(state_spec, batch_spec).compile())
     except BaseException as e:  # noqa: BLE001  (handed to the main thread by the future)
       self.future.set_exception(e)

@@ -1,13 +1,14 @@
 """The start of a run: its state (created or restored), its first batch and its train step.
 
-A new run on one process fetches its first batch before its state (a new run restores no
-data iterator, so the batch is the same) and hands the step to a thread of its own
-(runtime.StepAhead): the step is traced, lowered and compiled for the shapes, dtypes and
-shardings of the state and the batch while the main thread compiles and runs the state's
-initialisation and sets up the rest of the loop. Same program, same bits; what overlaps
-is the waiting. A resumed run (its data iterator comes back with the checkpoint, so its
-first batch only after the restore) and a run of several processes (which settle the
-step at barriers) build the state first, then the step, in order.
+A run on one process hands its step to a thread of its own (runtime.StepAhead): the step
+is traced, lowered and compiled for the shapes, dtypes and shardings of the state and the
+batch while the main thread compiles and runs the state's initialisation (a new run) or
+restores the checkpoint (a resumed run) and sets up the rest of the loop. Same program,
+same bits; what overlaps is the waiting. The batch's shapes come from a batch fetched
+first: a new run's first batch (a new run restores no data iterator, so it is the same
+batch), or for a resumed run a batch of the fresh iterator, dropped: the restore then
+rewinds the iterator to the checkpoint's position. A run of several processes (which
+settle the step at barriers) builds the state first, then the step, in order.
 """
 
 import logging
@@ -52,42 +53,51 @@ def state_and_step(trainer, config, workdir, *, mesh, ckpt, abstract, shardings,
   `recorded`: runtime.restore_settings' record (None for a new run)."""
   is_main = jax.process_index() == 0
   make_step = lambda: trainer.make_step_fn(mesh, shardings)  # noqa: E731
-  if ckpt.latest_step() is not None:
-    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          abstract, shardings)
-    state, step, _ = ckpt.restore_intact(target, trainer.data_iterator(), move_damaged=is_main)
-    log.info("resumed from %s at step %d", ckpt.directory, step)
-    if is_main:
-      run_config.record(workdir, config, config_diff, step=step)
-      for key, (old, new) in config_diff.items():
-        log.warning("config changed at step %d: %s %s -> %s", step, key, old, new)
-  else:
-    ahead = None
-    if jax.process_count() == 1 and config.train.num_steps > 0:
-      first_batch = trainer.next_batch(mesh)
-      ahead = runtime.StepAhead(config, workdir, make_step, specs(abstract, shardings),
-                                specs(first_batch))
-    try:
+  latest = ckpt.latest_step()
+  ahead = first_batch = None
+  if jax.process_count() == 1 and config.train.num_steps > (latest or 0):
+    # A resumed run's batch here only gives the shapes: the restore rewinds the iterator.
+    first_batch = trainer.next_batch(mesh)
+    ahead = runtime.StepAhead(config, workdir, make_step, specs(abstract, shardings),
+                              specs(first_batch), recorded=recorded)
+  try:
+    if latest is not None:
+      state = _restore(trainer, config, workdir, ckpt, abstract, shardings, config_diff, is_main)
+      first_batch = None
+    else:
       state = _create(trainer, config, workdir, init_key, shardings, is_main)
-      if ahead is not None:
-        ahead.state_built(jax.block_until_ready(state))
-    except BaseException:
-      if ahead is not None:
-        ahead.cancel()
-      raise
     if ahead is not None:
-      return state, first_batch, distributed.CompiledTogether(None, "train_step",
-                                                              compiled=ahead.future)
+      ahead.state_built(jax.block_until_ready(state))
+  except BaseException:
+    if ahead is not None:
+      ahead.cancel()
+    raise
   start = int(state.step)
   if start >= config.train.num_steps:
     log.warning("the run is at step %d, train.num_steps=%d: nothing to train", start,
                 config.train.num_steps)
-  # The first batch is fetched here (the loop uses it) so that the step can be traced,
+  if start < config.train.num_steps and first_batch is None:
+    first_batch = trainer.next_batch(mesh)
+  if ahead is not None and start < config.train.num_steps:
+    return state, first_batch, distributed.CompiledTogether(None, "train_step",
+                                                            compiled=ahead.future)
+  # The first batch is fetched above (the loop uses it) so that the step can be traced,
   # its convolutions tuned if the autotune table lacks them, and runtime.json written.
-  first_batch = trainer.next_batch(mesh) if start < config.train.num_steps else None
   step_fn = runtime.prepare_step(config, workdir, make_step, state, first_batch,
                                  recorded=recorded)
   return state, first_batch, distributed.CompiledTogether(step_fn, "train_step")
+
+
+def _restore(trainer, config, workdir, ckpt, abstract, shardings, config_diff, is_main):
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        abstract, shardings)
+  state, step, _ = ckpt.restore_intact(target, trainer.data_iterator(), move_damaged=is_main)
+  log.info("resumed from %s at step %d", ckpt.directory, step)
+  if is_main:
+    run_config.record(workdir, config, config_diff, step=step)
+    for key, (old, new) in config_diff.items():
+      log.warning("config changed at step %d: %s %s -> %s", step, key, old, new)
+  return state
 
 
 def _create(trainer, config, workdir, init_key, shardings, is_main):

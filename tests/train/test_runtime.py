@@ -77,9 +77,18 @@ def test_choices_recorded_then_pinned_on_resume(fresh_tuning, tiny_overrides, mo
   later = FakeMeasure("xla")
   monkeypatch.setattr(autotune, "measure", later)
   threads.clear()
+  answered = []  # (thread, key, implementation) of every dispatcher lookup
+  lookup = autotune.lookup
+
+  def noted_lookup(key, *args, **kwargs):
+    impl = lookup(key, *args, **kwargs)
+    answered.append((threading.current_thread().name, str(key), impl))
+    return impl
+  monkeypatch.setattr(autotune, "lookup", noted_lookup)
   loop.train(_config(tiny_overrides, 2), workdir, progress=False)
-  assert later.calls == 0 and threads == ["MainThread"]  # a resume: the restore comes first
-  used = autotune.used_choices()  # the step's, and (unpinned) init's and the preview's
+  # A resume too makes and traces its step in its own thread, while the main thread restores.
+  assert later.calls == 0 and threads == ["genjax-train-step"]
+  used = {k: impl for thread, k, impl in answered if thread == "genjax-train-step"}
   assert {k: used[k] for k in choices} == choices
   assert json.loads((workdir / runtime.FILE).read_text()) == record  # written once
 
