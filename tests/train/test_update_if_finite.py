@@ -1,8 +1,6 @@
 """update_if_finite: the optimizer step and EMA under one lax.cond give the same numbers as the
 per-leaf select it replaced, and update the donated state in place."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
