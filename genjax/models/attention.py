@@ -65,9 +65,13 @@ def _bwd(residuals, g):
   dp = jnp.einsum("bnqd,bnkd->bnqk", g32, v.astype(_F32))
   # sum_k P * dP over each row equals sum_d dO * O (FlashAttention's D).
   row = jnp.sum(g32 * out, axis=-1, keepdims=True)
-  ds = p * (dp - row) * (q.shape[-1] ** -0.5)
-  dq = jnp.einsum("bnqk,bnkd->bnqd", ds, k.astype(_F32))
-  dk = jnp.einsum("bnqk,bnqd->bnkd", ds, q.astype(_F32))
+  # The logits' gradient is ds * scale; the scale goes onto the [B, N, T, D] operands, not
+  # onto ds: XLA:CPU's fused product kept the scalar broadcast to [B, N, T, T] as a buffer
+  # of its own, live through the whole backward pass (32 MiB in the CIFAR train step).
+  ds = p * (dp - row)
+  scale = q.shape[-1] ** -0.5
+  dq = jnp.einsum("bnqk,bnkd->bnqd", ds, k.astype(_F32) * scale)
+  dk = jnp.einsum("bnqk,bnqd->bnkd", ds, q.astype(_F32) * scale)
   return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
 
 
