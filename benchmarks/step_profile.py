@@ -103,7 +103,9 @@ def _scope_kind(op_names: list[str]) -> str | None:
         counts[kind] += 1
         break
     else:
-      if "/Attention_" in name:
+      if "/Dropout_" in name:  # the masks' random bits (genjax.models.layers)
+        counts["dropout mask"] += 1
+      elif "/Attention_" in name:
         counts["attention (other ops)"] += 1
       elif name and "(UNet)" not in name:
         counts["outside the UNet (optimizer, EMA, loss, noise)"] += 1
@@ -120,7 +122,11 @@ def classify(name: str, comps: dict, entry: str, kernel_numels: set[int]) -> dic
   op_names = [o["op_name"] for o in ops if o["opcode"] not in _TRIVIAL and o["op_name"]]
   backward = "transpose(" in info["op_name"] or any("transpose(" in n for n in op_names)
   targets = " ".join(o["target"] for o in ops).lower()
-  if "convolution" in opcodes or ("custom-call" in opcodes and "conv" in targets):
+  # The conv core's other implementations: 1x1 convolutions as matrix products, tap loops,
+  # oneDNN custom calls (genjax.kernels.conv), named after the model's Conv layers.
+  conv_named = any("conv_general_dilated" in n or "/Conv_" in n for n in op_names)
+  if "convolution" in opcodes or ("custom-call" in opcodes and "conv" in targets) or (
+      conv_named and opcodes & {"dot", "while", "custom-call"}):
     # A weight gradient's output has a kernel's size (no activation does in these UNets);
     # XLA often leaves its metadata empty.
     kind = ("conv weight grad" if _numel(info["shape"]) in kernel_numels
