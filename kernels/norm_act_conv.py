@@ -60,8 +60,11 @@ def _fwd(x, gn_scale, gn_bias, scale, shift, kernel, bias, keep, static):
     h = apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, st["dtype"])
   conv_kw = {k: st[k] for k in ("padding", "stride", "impl", "dtype")}
   with jax.named_scope(SCOPES["dropout"]):
-    h = _dropout(h, keep, st["keep_prob"])
     packed = None if keep is None else pack_bits(keep)
+    # The dropout reads the packed bits, as the backward pass does: XLA fuses the mask's
+    # making (the random bits' hash, genjax.kernels.bernoulli) into each of its readers,
+    # so reading `keep` here too would hash every element twice.
+    h = _dropout(h, None if keep is None else unpack_bits(packed, x.shape), st["keep_prob"])
   out = _conv_bias(h, kernel, bias, **conv_kw)
   # The [B, C] statistics are kept too: recomputing them would be two more passes over x.
   return out, (x, mean, rstd, gn_scale, gn_bias, scale, shift, kernel, bias, packed)
