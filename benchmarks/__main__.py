@@ -8,6 +8,7 @@
     python -m benchmarks bf16                                # bfloat16 vs float32: loss, PSNR
     python -m benchmarks first_step --config cifar           # cold / warm compilation cache
     python -m benchmarks first_step_phases --config cifar    # where the start-up's seconds go
+    python -m benchmarks step_profile --config cifar         # the train step's time op by op
     python -m benchmarks comic_style                         # unpaired training learns a shown style
     python -m benchmarks fewstep --config tiny               # SWD / KID vs NFE: solvers, students
     python -m benchmarks vr_fewstep --teacher RUN --student RUN_4STEP   # photo sphere, 4 vs 50 steps
@@ -26,7 +27,7 @@ COMMANDS = {"conv": "conv", "train_step": "train_step",
             "train_step_compare": "train_step_compare", "sampler": "sampler",
             "memory": "memory", "fused": "fused", "comic": "comic", "layers": "layers",
             "peer": "peer", "bf16": "bf16", "first_step": "first_step",
-            "first_step_phases": "first_step_phases",
+            "first_step_phases": "first_step_phases", "step_profile": "step_profile",
             "comic_style": "comic_style", "fewstep": "fewstep", "vr_fewstep": "vr_fewstep",
             "all": "all"}
 

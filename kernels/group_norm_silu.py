@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from genjax.kernels.recompute import tied_to
+from genjax.kernels.recompute import SCOPES, tied_to
 
 _F32 = jnp.float32
 
@@ -91,7 +91,9 @@ def _gn_silu(x, gn_scale, gn_bias, scale, shift, num_groups, epsilon, dtype):
 
 
 def _fwd(x, gn_scale, gn_bias, scale, shift, num_groups, epsilon, dtype):
-  out, (mean, rstd) = _forward(x, gn_scale, gn_bias, scale, shift, num_groups, epsilon, dtype)
+  with jax.named_scope(SCOPES["gn_silu"]):
+    out, (mean, rstd) = _forward(x, gn_scale, gn_bias, scale, shift, num_groups, epsilon,
+                                 dtype)
   # Group statistics only ([B, G] of information, kept per channel: [B, C] is small).
   return out, (x, gn_scale, gn_bias, scale, shift, mean, rstd)
 
@@ -99,8 +101,10 @@ def _fwd(x, gn_scale, gn_bias, scale, shift, num_groups, epsilon, dtype):
 def _bwd(num_groups, epsilon, dtype, res, g):
   del epsilon, dtype
   x, gn_scale, gn_bias, scale, shift, mean, rstd = res
-  x = tied_to(x, g)  # recomputed in the backward pass (genjax.kernels.recompute)
-  return vjp_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, g, num_groups)
+  with jax.named_scope(SCOPES["tie"]):
+    x = tied_to(x, g)  # recomputed in the backward pass (genjax.kernels.recompute)
+  with jax.named_scope(SCOPES["gn_silu_vjp"]):
+    return vjp_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, g, num_groups)
 
 
 def vjp_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, g, num_groups: int):

@@ -28,7 +28,7 @@ from jax import lax
 from genjax.kernels.conv import conv2d
 from genjax.kernels.group_norm_silu import apply_with_stats, group_norm_silu, group_stats, \
     vjp_with_stats
-from genjax.kernels.recompute import pack_bits, tied_to, unpack_bits
+from genjax.kernels.recompute import SCOPES, pack_bits, tied_to, unpack_bits
 
 
 def _dropout(h, keep, keep_prob):
@@ -55,11 +55,17 @@ def _norm_act_conv(x, gn_scale, gn_bias, scale, shift, kernel, bias, keep, stati
 
 def _fwd(x, gn_scale, gn_bias, scale, shift, kernel, bias, keep, static):
   st = dict(static)
-  mean, rstd = group_stats(x, st["num_groups"], st["epsilon"])
-  h = apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, st["dtype"])
+  with jax.named_scope(SCOPES["gn_silu"]):
+    mean, rstd = group_stats(x, st["num_groups"], st["epsilon"])
+    h = apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, st["dtype"])
   conv_kw = {k: st[k] for k in ("padding", "stride", "impl", "dtype")}
-  out = _conv_bias(_dropout(h, keep, st["keep_prob"]), kernel, bias, **conv_kw)
-  packed = None if keep is None else pack_bits(keep)
+  with jax.named_scope(SCOPES["dropout"]):
+    packed = None if keep is None else pack_bits(keep)
+    # The dropout reads the packed bits, as the backward pass does: XLA fuses the mask's
+    # making (the random bits' hash, genjax.kernels.bernoulli) into each of its readers,
+    # so reading `keep` here too would hash every element twice.
+    h = _dropout(h, None if keep is None else unpack_bits(packed, x.shape), st["keep_prob"])
+  out = _conv_bias(h, kernel, bias, **conv_kw)
   # The [B, C] statistics are kept too: recomputing them would be two more passes over x.
   return out, (x, mean, rstd, gn_scale, gn_bias, scale, shift, kernel, bias, packed)
 
@@ -67,16 +73,21 @@ def _fwd(x, gn_scale, gn_bias, scale, shift, kernel, bias, keep, static):
 def _bwd(static, res, g):
   st = dict(static)
   x, mean, rstd, gn_scale, gn_bias, scale, shift, kernel, bias, packed = res
-  keep = None if packed is None else unpack_bits(packed, x.shape)
-  x = tied_to(x, g)  # see the module docstring
-  h = _dropout(apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, st["dtype"]),
-               keep, st["keep_prob"])
+  with jax.named_scope(SCOPES["tie"]):
+    x = tied_to(x, g)  # see the module docstring
+  with jax.named_scope(SCOPES["recompute"]):
+    h = apply_with_stats(x, mean, rstd, gn_scale, gn_bias, scale, shift, st["dtype"])
+  with jax.named_scope(SCOPES["dropout"]):
+    keep = None if packed is None else unpack_bits(packed, x.shape)
+    h = _dropout(h, keep, st["keep_prob"])
   conv_kw = {k: st[k] for k in ("padding", "stride", "impl", "dtype")}
   _, conv_vjp = jax.vjp(lambda h, k, b: _conv_bias(h, k, b, **conv_kw), h, kernel, bias)
   dh, d_kernel, d_bias = conv_vjp(g)
-  dh = _dropout(dh, keep, st["keep_prob"])
-  dx, d_gn_scale, d_gn_bias, d_scale, d_shift = vjp_with_stats(
-      x, mean, rstd, gn_scale, gn_bias, scale, shift, dh, st["num_groups"])
+  with jax.named_scope(SCOPES["dropout"]):
+    dh = _dropout(dh, keep, st["keep_prob"])
+  with jax.named_scope(SCOPES["gn_silu_vjp"]):
+    dx, d_gn_scale, d_gn_bias, d_scale, d_shift = vjp_with_stats(
+        x, mean, rstd, gn_scale, gn_bias, scale, shift, dh, st["num_groups"])
   return dx, d_gn_scale, d_gn_bias, d_scale, d_shift, d_kernel, d_bias, None
 
 

@@ -22,6 +22,12 @@ bits instead, 32 times the packed size.
 import jax
 import jax.numpy as jnp
 
+# jax.named_scope names of the custom VJPs' parts (GroupNorm + SiLU, its recomputation and
+# hand-written gradient, the ties, the dropout masks): they name the XLA ops in the HLO's
+# metadata, so a profile can charge each fusion to its part (benchmarks/step_profile.py).
+SCOPES = {"gn_silu": "gn_silu", "recompute": "gn_silu_recompute", "gn_silu_vjp": "gn_silu_vjp",
+          "tie": "recompute_tie", "dropout": "dropout_mask"}
+
 
 def tied_to(x: jax.Array, g: jax.Array) -> jax.Array:
   """x (exactly, any float dtype), depending on all of g (see the module docstring)."""
