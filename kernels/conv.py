@@ -20,16 +20,17 @@ on the CPU, a convolution whose choice above has XLA's forward pass ("xla", "tap
 where Winograd measured faster (conv_winograd_jax.preferred: 3x3, stride 1, H and W at
 least 8, 16 channels or more; FORWARD_ONLY_DTYPES) runs "winograd_jax" instead:
 a Winograd F(4x4, 3x3) forward pass in JAX with XLA's backward pass. Its forward ran
-the CIFAR UNet's 3x3 convolutions 1.3-2x faster than XLA's, but its forward + backward
-did not beat XLA's by the autotune's margin, and the train step lost with it
-(benchmarks/README.md, issue 16), so the autotune does not measure it (NOT_TUNED) and
-the forward-only choice is this fixed rule, not a measurement: nothing is measured
-while tracing, and the table's entries (forward + backward) stay valid. The rule goes
-through the same `jax.lax.platform_dependent` as the table's CPU choices, so a
-sampling program lowered for a GPU or TPU gets "xla". The context is a
-`contextvars.ContextVar`: set inside the traced function (genjax.sample sets it around
-each model call), it holds for that trace only, and a jitted function's cached trace
-cannot see another caller's setting.
+the CIFAR UNet's 3x3 convolutions at batch 16 1.2-2x faster than XLA's (process CPU
+time; benchmarks/README.md, issue 16). It is not an autotune candidate (NOT_TUNED):
+route 4's version (with a Winograd input gradient as well) lost the train step, and
+this one was not measured in the train step. So the forward-only choice is a fixed
+rule, not a measurement: nothing is measured while tracing, and the table's entries
+(forward + backward) stay valid. Symbolic shapes (jax.export) keep the choice above.
+The rule goes through the same `jax.lax.platform_dependent` as the table's CPU
+choices, so a sampling program lowered for a GPU or TPU gets "xla". The context is a
+`contextvars.ContextVar` read while conv2d is traced: set it inside the traced function
+(genjax.sample sets it around each model call), since jax's trace caches do not key on
+it (set around a call of an already-traced jitted function, it changes nothing).
 """
 
 import contextlib

@@ -8,7 +8,7 @@ output tile of a 3x3 correlation is computed from a 6x6 input tile d as
 so the channel contraction is 36 matrix products, one per tile position, instead of the
 144 multiplications per channel pair of the direct convolution (4x fewer):
 
-    V = B^T d B   [36, B * tiles, Cin]     (input transform, XLA fusions)
+    V = B^T d B   [36, B * tiles, Cin]     (input transform: strided slices, 6x6 products)
     U = G g G^T   [36, Cin, Cout]
     M = V @ U     [36, B * tiles, Cout]    (one batched matrix product)
     y = A^T M A   -> [B, H', W', Cout]     (output transform, cropped)
@@ -19,10 +19,10 @@ wrap-around modes are padded explicitly first, as in conv_onednn.
 Only the forward pass is Winograd's. The custom VJP keeps x and w (not the 2.25x-larger
 V) and returns XLA's own input and weight gradients (the transposes of
 conv_xla.conv_lax), so a program differentiated through this implementation keeps what
-"xla" keeps and gets the same gradients, bit for bit. Winograd backward passes were
-tried and lost to XLA's at the CIFAR shapes (input gradient as a flipped Winograd
-correlation: 0.7-1.4x; weight gradient: 1.4-2.5x slower; benchmarks/README.md, issue 16
-route 4), and so did the train step with them. What this is for is programs without
+"xla" keeps and gets the same gradients, bit for bit. Route 4 (benchmarks/README.md,
+issue 16) had Winograd backward passes: its weight gradient ran 1.4-2.5x slower than
+XLA's, its input gradient (a flipped Winograd correlation) won at two CIFAR shapes and
+lost at two, and the train step with it lost (0.875x). What this is for is programs without
 gradients (sampling): genjax.kernels.conv picks it there (`forward_only`).
 
 Accuracy: the transforms mix values of different magnitudes; float32 results are
@@ -68,22 +68,33 @@ def covers(x_shape, w_shape, stride: int) -> bool:
   return (*w_shape[:2], stride) == (3, 3, 1)
 
 
-def _combine(matrix, parts):
-  """[sum_k matrix[i][k] * parts[k] for each row i], zero terms left out and +-1 terms
-  unmultiplied (the constants are exact, so XLA fuses plain adds)."""
-  out = []
-  for row in matrix:
-    acc = None
-    for c, p in zip(row, parts):
-      if c:
-        term = p if c == 1 else -p if c == -1 else p * c
-        acc = term if acc is None else acc + term
-    out.append(acc)
-  return out
+def _apply(matrix, stacked, axis: int):
+  """sum_k matrix[i][k] * stacked[..., k (at `axis`), ...]: a constant 6x6 (or 4x6)
+  matrix applied along `axis`, as one matrix product.
+
+  Route 4 unrolled the transforms into one sum of slices per tile position (zero terms
+  left out): faster per call (16x32x32x128->64 forward 20.6 CPU ms against 30.8 this
+  way, XLA's 30-33), but ~2,300 HLO lines per convolution: the CIFAR DDIM sampler
+  compiled in 65 s with 880 MiB more peak RSS, against 7.4 s and 79 MiB this way (XLA's
+  convolutions: 5.1 s). A broadcast product summed over k (one loop fusion) compiled as
+  fast and ran 8-15x slower than XLA's convolution."""
+  m = jnp.asarray(matrix, stacked.dtype)
+  out = jax.lax.dot_general(m, stacked, (((1,), (axis,)), ((), ())))
+  return jnp.moveaxis(out, 0, axis)
 
 
 def _tiles(n: int) -> int:
   return -(-n // TILE)
+
+
+def _windows(x: jax.Array, axis: int, count: int) -> jax.Array:
+  """The ALPHA strided views x[a : a + 4 (count - 1) + 1 : 4] along `axis`, a = 0..5,
+  stacked on a new leading axis."""
+  def view(a):
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(a, a + TILE * (count - 1) + 1, TILE)
+    return x[tuple(index)]
+  return jnp.stack([view(a) for a in range(ALPHA)])
 
 
 def input_transform(xe: jax.Array, pads: tuple[int, int], out_hw) -> jax.Array:
@@ -96,25 +107,23 @@ def input_transform(xe: jax.Array, pads: tuple[int, int], out_hw) -> jax.Array:
   xe = xe[:, :rows - pads[0], :cols - pads[1]]
   xp = jnp.pad(xe, ((0, 0), (pads[0], rows - pads[0] - xe.shape[1]),
                     (pads[1], cols - pads[1] - xe.shape[2]), (0, 0)))
-  r = _combine(BT, [xp[:, a:a + TILE * (nh - 1) + 1:TILE] for a in range(ALPHA)])  # [B,nh,cols,C]
-  v = [_combine(BT, [t[:, :, a:a + TILE * (nw - 1) + 1:TILE] for a in range(ALPHA)])
-       for t in r]                                                                  # [B,nh,nw,C]
-  return jnp.stack([t for row in v for t in row]).reshape(ALPHA * ALPHA, b * nh * nw, c)
+  r = _apply(BT, _windows(xp, 1, nh), 0)                      # [6, B, nh, cols, C]
+  v = _apply(BT, _windows(r, 3, nw), 0).swapaxes(0, 1)       # [6 (row), 6 (col), B, nh, nw, C]
+  return v.reshape(ALPHA * ALPHA, b * nh * nw, c)
 
 
 def weight_transform(w: jax.Array) -> jax.Array:
   """w [3, 3, Cin, Cout] -> U = G w G^T [36, Cin, Cout]."""
-  rows = _combine(G, [w[i] for i in range(3)])                                     # 6 x [3,Ci,Co]
-  return jnp.stack([t for r in rows for t in _combine(G, [r[j] for j in range(3)])])
+  u = _apply(G, _apply(G, w, 0), 1)                          # [6, 6, Cin, Cout]
+  return u.reshape(ALPHA * ALPHA, *w.shape[2:])
 
 
 def output_transform(m: jax.Array, batch: int, out_hw) -> jax.Array:
   """M [36, B * nh * nw, Cout] -> [B, H', W', Cout]: A^T M A per tile, cropped."""
   nh, nw = _tiles(out_hw[0]), _tiles(out_hw[1])
   m = m.reshape(ALPHA, ALPHA, batch, nh, nw, m.shape[-1])
-  rows = _combine(AT, [m[i] for i in range(ALPHA)])                                # 4 x [6,B,..]
-  y = jnp.stack([jnp.stack(_combine(AT, [r[j] for j in range(ALPHA)])) for r in rows])
-  y = y.transpose(2, 3, 0, 4, 1, 5).reshape(batch, TILE * nh, TILE * nw, -1)  # [B,4nh,4nw,C]
+  y = _apply(AT, _apply(AT, m, 0), 1)                        # [4, 4, B, nh, nw, C]
+  y = y.transpose(2, 3, 0, 4, 1, 5).reshape(batch, TILE * nh, TILE * nw, -1)
   return y[:, :out_hw[0], :out_hw[1]]
 
 
@@ -122,8 +131,8 @@ def batch_chunk(batch: int, tiles: int, channels: int) -> int:
   """Images per step of the loop over the batch: the largest divisor of `batch` whose
   V and M ([36, chunk * tiles, Cin] and [.., Cout] float32, `channels` = Cin + Cout)
   fit in CHUNK_BYTES. Over the whole batch at once the transforms stream tens of MiB
-  through memory; a 16x32x32x128->64 forward took 44 CPU ms that way, 16 ms in chunks
-  of 4 images (XLA's: 26 ms)."""
+  through memory: with route 4's unrolled transforms a 16x32x32x128->64 forward took
+  44 CPU ms that way, 16 ms in chunks of 4 images (XLA's: 26 ms)."""
   per_image = ALPHA * ALPHA * tiles * channels * 4
   fits = max(1, CHUNK_BYTES // per_image)
   return max(d for d in range(1, min(batch, fits) + 1) if batch % d == 0)
