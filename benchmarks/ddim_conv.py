@@ -5,13 +5,14 @@
 
 Both programs are `genjax.sample.make_sampler(..., sampler="ddim")` jitted on the same
 parameters (the config's initialization, its zero-initialized kernels drawn at random so
-that the network's output is not 0) and start noise; they differ only in the model's kernels.conv_impl: "xla", or
-"auto", where the conv dispatcher picks forward-only implementations for the sampler
-(genjax.kernels.conv, `forward_only`; the autotune table of this machine applies as in
-`genjax sample`). Compiles both outside the timers, reports the max abs difference of
-the samples, then `--rounds` rounds call each once in turn (load from other processes
-falls on both alike) and reports the median wall time and the median process CPU time
-(all threads) per call, images/s, and XLA's memory_analysis() of both programs.
+that the network's output is not 0) and start noise; they differ only in the model's
+kernels.conv_impl: "xla", or "auto", where the conv dispatcher picks forward-only
+implementations for the sampler (genjax.kernels.conv, `forward_only`; the autotune table
+of this machine applies as in `genjax sample`). Compiles both outside the timers,
+reports the max abs difference of the samples, then `--rounds` rounds call each once in
+turn (load from other processes falls on both alike) and reports the median wall time
+and the median process CPU time (all threads) per call, images/s, XLA's
+memory_analysis() temporaries and the XLA convolutions left in each program.
 """
 
 import argparse
