@@ -204,3 +204,66 @@ def test_tune_measures_the_missing_keys_once(empty_table):
   assert autotune.load(path)[str(key)]["impl"] == choices[str(key)]
   conv.tune([key])
   assert counter.calls == 1
+
+
+@pytest.mark.parametrize("table, forward, x_shape, w_shape, dtype, expected", [
+    ("xla", True, (8, 32, 32, 64), (3, 3, 64, 64), jnp.float32, "winograd_jax"),
+    ("taps", True, (8, 32, 32, 64), (3, 3, 64, 64), jnp.float32, "winograd_jax"),
+    ("xla", False, (8, 32, 32, 64), (3, 3, 64, 64), jnp.float32, "xla"),   # gradients
+    ("gemm", True, (8, 32, 32, 64), (3, 3, 64, 64), jnp.float32, "gemm"),  # not XLA's forward
+    ("xla", True, (8, 32, 32, 64), (3, 3, 64, 64), jnp.bfloat16, "xla"),   # not measured
+    ("xla", True, (8, 4, 4, 64), (3, 3, 64, 64), jnp.float32, "xla"),      # not preferred
+    ("xla", True, (8, 32, 32, 64), (1, 1, 64, 64), jnp.float32, "xla"),
+])
+def test_forward_only_rule(monkeypatch, table, forward, x_shape, w_shape, dtype, expected):
+  monkeypatch.setattr(autotune, "lookup", lambda key, candidates, *, default: table)
+  monkeypatch.setattr(autotune, "MIN_MEASURE_FLOPS", 0)
+  monkeypatch.delenv(conv.IMPL_ENV, raising=False)
+  args = dict(x_shape=x_shape, w_shape=w_shape, dtype=dtype, stride=1, padding="SAME")
+  assert conv.select_impl(**args, forward=forward) == expected
+  with conv.forward_only(forward):  # the context gives the same answer
+    assert conv.select_impl(**args) == expected
+  assert not conv.is_forward_only()
+  assert conv.select_impl(**args, forward=True, platform="tpu") == "xla"
+  assert conv.select_impl(**args, forward=True, impl="taps") == "taps"
+
+
+def test_forward_only_is_not_tuned_and_lowers_for_the_cpu_only(monkeypatch):
+  """winograd_jax is never an autotune candidate; in a forward-only trace it is the CPU's
+  program (no XLA convolution left), and a TPU program lowered from the same trace has
+  XLA's convolution."""
+  monkeypatch.delenv(conv.IMPL_ENV, raising=False)
+  assert "winograd_jax" not in conv.autotune_candidates()
+  x = jax.ShapeDtypeStruct((2, 32, 32, 64), jnp.float32)
+  w = jax.ShapeDtypeStruct((3, 3, 64, 64), jnp.float32)
+
+  def f(x, w):
+    with conv.forward_only():
+      return conv.conv2d(x, w, impl="auto")
+
+  traced = jax.jit(f).trace(x, w)
+  assert "convolution" not in traced.lower(lowering_platforms=("cpu",)).as_text()
+  assert "convolution" in traced.lower(lowering_platforms=("tpu",)).as_text()
+
+
+def test_sampler_traces_its_model_forward_only(monkeypatch):
+  """genjax.sample's samplers call the model inside forward_only(): the tiny UNet's 3x3
+  convolutions are traced with the forward-only choice."""
+  from genjax import configs, sample
+  from genjax.train import loop
+  monkeypatch.delenv(conv.IMPL_ENV, raising=False)
+  seen = []
+  real = conv.select_impl
+
+  def spy(*args, **kwargs):
+    seen.append(conv.is_forward_only())
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(conv, "select_impl", spy)
+  config = configs.load("tiny", ["mesh.data=1"])
+  model, spec, _, _, create = loop.build(config)
+  params = jax.eval_shape(create, jax.random.PRNGKey(0)).params
+  fn = sample.make_sampler(model, spec, image_shape=(16, 32), sampler="ddim", steps=2)
+  seen.clear()
+  jax.eval_shape(lambda p: fn(p, jax.random.PRNGKey(0), 2), params)
+  assert seen and all(seen)
