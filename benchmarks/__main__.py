@@ -3,7 +3,6 @@
     python -m benchmarks conv --shapes issue --dtypes float32
     python -m benchmarks train_step --configs cifar
     python -m benchmarks train_step_compare --config cifar   # before / xla / auto / onednn / winograd
-    python -m benchmarks ddim_conv --config cifar           # 50-step DDIM, conv xla vs auto
     python -m benchmarks layers                              # GroupNorm, attention vs flax / jax.nn
     python -m benchmarks peer --rounds 2                     # vs diffusers' UNet2DModel (PyTorch)
     python -m benchmarks bf16                                # bfloat16 vs float32: loss, PSNR
@@ -25,7 +24,7 @@ import benchmarks
 
 # name -> module under benchmarks/, each with main(argv).
 COMMANDS = {"conv": "conv", "train_step": "train_step",
-            "train_step_compare": "train_step_compare", "sampler": "sampler", "ddim_conv": "ddim_conv",
+            "train_step_compare": "train_step_compare", "sampler": "sampler",
             "memory": "memory", "fused": "fused", "comic": "comic", "layers": "layers",
             "peer": "peer", "bf16": "bf16", "first_step": "first_step",
             "first_step_phases": "first_step_phases", "step_profile": "step_profile",

@@ -14,57 +14,26 @@ The implementation is chosen per call, at trace time, in this order:
        yet: `genjax tune`, or `genjax train` before it builds its step) the default:
        "winograd" when available, else "xla";
      - elsewhere (GPU, TPU), "xla": cuDNN / XLA's TPU convolution, not measured.
-
-Programs without gradients (sampling) trace their model inside `forward_only()`. There,
-on the CPU, a convolution whose choice above has XLA's forward pass ("xla", "taps") and
-where Winograd measured faster (conv_winograd_jax.preferred: 3x3, stride 1, H and W at
-least 8, 16 channels or more; FORWARD_ONLY_DTYPES) runs "winograd_jax" instead:
-a Winograd F(4x4, 3x3) forward pass in JAX with XLA's backward pass. Its forward ran
-the CIFAR UNet's 3x3 convolutions at batch 16 1.2-2x faster than XLA's (process CPU
-time; benchmarks/README.md, issue 16). It is not an autotune candidate (NOT_TUNED):
-route 4's version (with a Winograd input gradient as well) lost the train step, and
-this one was not measured in the train step. So the forward-only choice is a fixed
-rule, not a measurement: nothing is measured while tracing, and the table's entries
-(forward + backward) stay valid. Symbolic shapes (jax.export) keep the choice above.
-The rule goes through the same `jax.lax.platform_dependent` as the table's CPU
-choices, so a sampling program lowered for a GPU or TPU gets "xla". The context is a
-`contextvars.ContextVar` read while conv2d is traced: set it inside the traced function
-(genjax.sample sets it around each model call), since jax's trace caches do not key on
-it (set around a call of an already-traced jitted function, it changes nothing).
 """
 
-import contextlib
-import contextvars
 import functools
 import os
 
 import jax
-import jax.numpy as jnp
 
-from genjax.kernels import autotune, conv_winograd_jax, onednn_build
+from genjax.kernels import autotune, onednn_build
 from genjax.kernels.conv_gemm import conv2d_gemm
 from genjax.kernels.conv_onednn import conv2d_onednn
 from genjax.kernels.conv_taps import conv2d_taps
 from genjax.kernels.conv_winograd import conv2d_winograd
-from genjax.kernels.conv_winograd_jax import conv2d_winograd_jax
 from genjax.kernels.conv_xla import conv2d_xla
 from genjax.kernels.padding import MODES
 
 # name -> fn(x, w, *, stride, pad_mode) -> y; every entry meets the contract of conv2d.
 IMPLEMENTATIONS = {"xla": conv2d_xla, "taps": conv2d_taps, "gemm": conv2d_gemm,
-                   "onednn": conv2d_onednn, "winograd": conv2d_winograd,
-                   "winograd_jax": conv2d_winograd_jax}
+                   "onednn": conv2d_onednn, "winograd": conv2d_winograd}
 # The implementations that need the oneDNN glue (genjax.kernels.onednn_build).
 NEEDS_ONEDNN = ("onednn", "winograd")
-# Implementations the autotune does not measure (forward + backward): chosen by name, or
-# by the forward-only rule.
-NOT_TUNED = ("winograd_jax",)
-# Forward-only rule (module docstring): choices whose forward pass is XLA's convolution,
-# replaced by FORWARD_ONLY_IMPL where it covers the convolution in these dtypes.
-XLA_FORWARD = ("xla", "taps")
-FORWARD_ONLY_IMPL = "winograd_jax"
-FORWARD_ONLY_DTYPES = ("float32",)
-_forward_only = contextvars.ContextVar("genjax_conv_forward_only", default=False)
 IMPL_ENV = "GENJAX_CONV_IMPL"
 # Per backend: the implementation used without measuring (and for convolutions too
 # small to be worth measuring). Only the CPU is autotuned.
@@ -84,25 +53,9 @@ def available_implementations() -> list[str]:
   return [n for n in IMPLEMENTATIONS if n not in NEEDS_ONEDNN or onednn_build.available()]
 
 
-@contextlib.contextmanager
-def forward_only(enabled: bool = True):
-  """Within this context, conv2d calls being traced belong to a program without gradients
-  (sampling) and may use the forward-only rule (module docstring). Gradients taken
-  through them anyway are still right (XLA's), only not what the choice was made for."""
-  token = _forward_only.set(enabled)
-  try:
-    yield
-  finally:
-    _forward_only.reset(token)
-
-
-def is_forward_only() -> bool:
-  return _forward_only.get()
-
-
 def autotune_candidates() -> dict:
   """The IMPLEMENTATIONS the autotune may measure in this process."""
-  names = [n for n in available_implementations() if n not in NOT_TUNED]
+  names = available_implementations()
   if jax.device_count() > 1:
     names = [n for n in names if n not in NEEDS_ONEDNN]
   return {n: IMPLEMENTATIONS[n] for n in names}
@@ -140,11 +93,9 @@ def tuning_default(candidates) -> str:
 
 
 def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
-                impl: str | None = None, device=None, platform: str | None = None,
-                forward: bool | None = None) -> str:
+                impl: str | None = None, device=None, platform: str | None = None) -> str:
   """The IMPLEMENTATIONS name conv2d uses for these operands when the program is lowered
-  for `platform` (default: `device`'s, else the default backend's). `forward`: whether
-  the program has no gradients (default: is_forward_only()). Never measures."""
+  for `platform` (default: `device`'s, else the default backend's). Never measures."""
   forced = forced_impl(impl)
   if forced is not None:
     return forced
@@ -152,18 +103,11 @@ def select_impl(x_shape, w_shape, dtype, *, stride: int, padding: str,
   default = DEFAULTS.get(platform, "xla")
   if platform not in AUTOTUNED_PLATFORMS:
     return default
-  choice = default
   key = conv_key(x_shape, w_shape, dtype, stride=stride, padding=padding, device=device)
-  # Small convolutions keep the default without asking: before autotune_candidates(),
-  # which loads the oneDNN glue.
-  if key is not None and key.flops >= autotune.MIN_MEASURE_FLOPS:
-    candidates = autotune_candidates()
-    choice = autotune.lookup(key, candidates, default=tuning_default(candidates))
-  if ((is_forward_only() if forward is None else forward) and key is not None
-      and choice in XLA_FORWARD and jnp.dtype(dtype).name in FORWARD_ONLY_DTYPES
-      and conv_winograd_jax.preferred(x_shape, w_shape, stride)):
-    return FORWARD_ONLY_IMPL
-  return choice
+  if key is None or key.flops < autotune.MIN_MEASURE_FLOPS:
+    return default  # before autotune_candidates(), which loads the oneDNN glue
+  candidates = autotune_candidates()
+  return autotune.lookup(key, candidates, default=tuning_default(candidates))
 
 
 def tune(keys, *, measure_fn=None) -> dict[str, str]:

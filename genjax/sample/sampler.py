@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 
 from genjax import diffusion
-from genjax.kernels import forward_only
 
 # The CLI spelling of DPM-Solver++(2M) besides the registry's.
 _ALIASES = {"dpm++2m": "dpmpp_2m", "dpm++": "dpmpp_2m"}
@@ -101,10 +100,7 @@ def _denoiser(model, params, spec, *, labels, cond, guidance, guidance_interval,
       cond_in = cond
       if cond_in is None and c.cond_channels:
         cond_in = jnp.zeros((*x_in.shape[:-1], c.cond_channels), x_in.dtype)
-      # A sampling program takes no gradients: the conv dispatcher may pick forward-only
-      # implementations for the convolutions traced here (genjax.kernels.conv).
-      with forward_only():
-        return model.apply({"params": params}, x_in, c_noise, y=y, cond=cond_in, train=False)
+      return model.apply({"params": params}, x_in, c_noise, y=y, cond=cond_in, train=False)
     return diffusion.make_denoiser(net, spec, clip_x0=clip_x0)
 
   if not c.num_classes:
