@@ -21,9 +21,9 @@ log = logging.getLogger("genjax.train")
 
 # XLA compiler options of the state's initialisation on the CPU. It runs once per process,
 # so its compile time is all it costs: LLVM's optimisation level 1 instead of XLA's
-# default 3 compiles it in ~50-55% of the time (cifar 12.4-12.9 -> 6.7-6.8 CPU s, panorama 29.7 ->
-# 14.6) to the same bits (the SHA-256 of both states is level 3's; tested on `tiny` in
-# tests/train/test_startup.py). GPU and TPU keep their defaults.
+# default 3 compiles it in about half the time (cifar 12.4-12.9 -> 6.7-6.8 CPU s,
+# panorama 29.7 -> 14.6) to the same bits (the SHA-256 of both states is level 3's;
+# tested on `tiny` in tests/train/test_step.py). GPU and TPU keep their defaults.
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
