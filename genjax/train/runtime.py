@@ -170,10 +170,10 @@ class _Cancelled(Exception):
 
 
 class StepAhead:
-  """A run's train step, settled (prepare_step; `recorded`: a resumed run's record), lowered and compiled in a thread of
-  its own for abstract arguments (`state_spec`, `batch_spec`: jax.ShapeDtypeStructs with
-  the shardings of the arrays to come, so the same program), while the main thread builds
-  the state. Tracing and lowering are Python; XLA's compile (or its read from the
+  """A run's train step, settled (prepare_step; `recorded`: a resumed run's record, see
+  restore_settings), lowered and compiled in a thread of its own for abstract arguments
+  (`state_spec`, `batch_spec`: jax.ShapeDtypeStructs with the shardings of the arrays to
+  come, so the same program), while the main thread builds or restores the state. Tracing and lowering are Python; XLA's compile (or its read from the
   persistent cache) releases the GIL, so the two threads overlap on the CPU's cores.
 
   Convolutions missing from the autotune table are measured only after `state_built()`:
