@@ -173,8 +173,9 @@ class StepAhead:
   """A run's train step, settled (prepare_step; `recorded`: a resumed run's record, see
   restore_settings), lowered and compiled in a thread of its own for abstract arguments
   (`state_spec`, `batch_spec`: jax.ShapeDtypeStructs with the shardings of the arrays to
-  come, so the same program), while the main thread builds or restores the state. Tracing and lowering are Python; XLA's compile (or its read from the
-  persistent cache) releases the GIL, so the two threads overlap on the CPU's cores.
+  come, so the same program), while the main thread builds or restores the state.
+  Tracing and lowering are Python; XLA's compile (or its read from the persistent cache)
+  releases the GIL, so the two threads overlap on the CPU's cores.
 
   Convolutions missing from the autotune table are measured only after `state_built()`:
   no timing is taken beside a compile. `future` holds the compiled step (or the error).
