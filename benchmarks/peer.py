@@ -13,10 +13,11 @@ as `genjax train` / `genjax sample` run them (conv implementation "auto": XLA's
 convolution unless the autotune table or the optional oneDNN glue says otherwise; the
 JSON records which). Variants:
 
-  diffusers      PyTorch 2.x CPU, float32;
-  genjax         float32 (the comparison the ratios are about);
-  genjax_bf16    train.compute_dtype=bfloat16 (float32 master weights), beside it;
-  genjax_onednn  GENJAX_CONV_IMPL=winograd, only if the optional oneDNN glue is built.
+  diffusers       PyTorch 2.x CPU, float32;
+  genjax          float32 (the comparison the ratios are about);
+  genjax_bf16     train.compute_dtype=bfloat16 (float32 master weights), beside it;
+  diffusers_bf16  the model under torch.autocast("cpu", torch.bfloat16), genjax_bf16's peer;
+  genjax_onednn   GENJAX_CONV_IMPL=winograd, only if the optional oneDNN glue is built.
 
 Threads: XLA:CPU uses every core; torch is set to the same, torch.set_num_threads(
 os.cpu_count()) (its default may be fewer). Every measurement (a variant's train step at
@@ -24,6 +25,15 @@ batch 32, or its 50-step DDIM at batch 16) is a process of its own, so its peak 
 (ru_maxrss of that process, read by itself at the end) is its own; the variants
 alternate, `--rounds` times, so load from other jobs falls on all alike. Times exclude
 compilation / the first calls (warm-up), and are the median of the timed calls.
+
+The ceiling. Each process also counts the FLOPs of its timed call (convolutions and
+matrix products: torch's FlopCounterMode for diffusers, XLA's cost analysis of the
+forward pass for genjax; the two UNets do the same work within 1%) and measures its
+framework's float32 (genjax_bf16: bfloat16) 2048-square matrix-product rate. Counted
+GFLOP/s over that rate is how close each runs to the arithmetic this CPU has, and the
+best float32 rate over diffusers' counted GFLOP/s is the most any float32 direct
+convolution could gain on diffusers here: past it only fewer FLOPs (Winograd) or
+faster arithmetic (bfloat16) go.
 
 Prints a table of medians with ratios genjax / diffusers, and writes peer.json and
 peer.png to --out.
@@ -39,8 +49,9 @@ import sys
 import time
 
 TRAIN_BATCH, DDIM_BATCH, DDIM_STEPS = 32, 16, 50
-VARIANTS = ("diffusers", "genjax", "genjax_bf16", "genjax_onednn")
+VARIANTS = ("diffusers", "genjax", "genjax_bf16", "diffusers_bf16", "genjax_onednn")
 TASKS = ("train", "ddim")
+MATMUL_N = 2048  # the matrix product whose rate is each process's ceiling
 
 
 def _peak_rss_mib() -> float:
@@ -61,13 +72,18 @@ def _diffusers_unet():
       up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
 
 
-def diffusers_worker(task: str, steps: int, repeats: int) -> dict:
+def diffusers_worker(task: str, steps: int, repeats: int, *, bf16: bool = False) -> dict:
+  """bf16: the model's forward pass under torch.autocast("cpu", torch.bfloat16) (float32
+  weights and optimizer), what a diffusers user asks for bfloat16 compute with."""
+  import contextlib  # noqa: PLC0415
   import torch  # noqa: PLC0415
   from diffusers import DDIMScheduler, DDPMScheduler  # noqa: PLC0415
   torch.set_num_threads(os.cpu_count())  # as many as XLA:CPU uses
   model = _diffusers_unet()
   n_params = sum(p.numel() for p in model.parameters())
   g = torch.Generator().manual_seed(1)
+  autocast = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16
+              else contextlib.nullcontext)
   times = []
   if task == "train":
     model.train()
@@ -78,8 +94,9 @@ def diffusers_worker(task: str, steps: int, repeats: int) -> dict:
     def step():
       noise = torch.randn(x0.shape, generator=g)
       t = torch.randint(0, 1000, (TRAIN_BATCH,), generator=g)
-      pred = model(noising.add_noise(x0, noise, t), t).sample
-      loss = torch.nn.functional.mse_loss(pred, noise)
+      with autocast():
+        pred = model(noising.add_noise(x0, noise, t), t).sample
+      loss = torch.nn.functional.mse_loss(pred.float(), noise)
       opt.zero_grad(set_to_none=True)
       loss.backward()
       opt.step()
@@ -102,7 +119,9 @@ def diffusers_worker(task: str, steps: int, repeats: int) -> dict:
       x = torch.randn(DDIM_BATCH, 3, 32, 32, generator=g)
       with torch.inference_mode():
         for t in sched.timesteps:
-          x = sched.step(model(x, t).sample, t, x).prev_sample
+          with autocast():
+            eps = model(x, t).sample
+          x = sched.step(eps.float(), t, x).prev_sample
       return x
 
     sample(2)  # warm-up
@@ -115,7 +134,33 @@ def diffusers_worker(task: str, steps: int, repeats: int) -> dict:
     images = DDIM_BATCH
   return {"params_m": n_params / 1e6, "times": times, "images": images,
           "threads": torch.get_num_threads(), "torch": torch.__version__,
-          "conv": "PyTorch (oneDNN)"}
+          "conv": "PyTorch (oneDNN)" + (", autocast bfloat16" if bf16 else ""), "gflop": _diffusers_gflop(model, task),
+          "matmul_gflops": _torch_matmul_gflops(torch.bfloat16 if bf16 else torch.float32)}
+
+
+def _diffusers_gflop(model, task: str) -> float:
+  """GFLOP of one timed call (a train step, or a whole DDIM sample): convolutions and
+  matrix products, counted by torch's FlopCounterMode (a backward pass counts twice its
+  forward pass); the elementwise work is not counted."""
+  import torch  # noqa: PLC0415
+  from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
+  batch = TRAIN_BATCH if task == "train" else DDIM_BATCH
+  x, t = torch.randn(batch, 3, 32, 32), torch.randint(0, 1000, (batch,))
+  with FlopCounterMode(display=False) as count:
+    if task == "train":
+      model(x, t).sample.square().mean().backward()
+      model.zero_grad(set_to_none=True)
+    else:
+      with torch.inference_mode():
+        model(x, t)
+  return count.get_total_flops() / 1e9 * (1 if task == "train" else DDIM_STEPS)
+
+
+def _torch_matmul_gflops(dtype) -> float:
+  """PyTorch's MATMUL_N-square matrix product rate here in `dtype`, median of 7 calls."""
+  import torch  # noqa: PLC0415
+  a = torch.randn(MATMUL_N, MATMUL_N).to(dtype)
+  return _matmul_rate(lambda: a @ a)
 
 
 # ------------------------------------------------------------------------------ genjax side
@@ -157,18 +202,62 @@ def genjax_worker(task: str, steps: int, repeats: int, *, dtype: str, config_nam
       raise FloatingPointError("genjax: non-finite samples")
     images = DDIM_BATCH
   return {"params_m": n_params / 1e6, "times": times, "images": images,
-          "compile_s": compile_s, "conv": sorted(set(autotune.used_choices().values()))
+          "compile_s": compile_s, "gflop": _genjax_gflop(config, task),
+          "matmul_gflops": _jax_matmul_gflops(dtype),
+          "conv": sorted(set(autotune.used_choices().values()))
           or [os.environ.get("GENJAX_CONV_IMPL") or "xla"], "jax": jax.__version__}
 
 
+def _genjax_gflop(config, task: str) -> float:
+  """GFLOP of one timed call, as _diffusers_gflop counts them: XLA's cost analysis of the
+  model's forward pass (float32) at the call's batch, times 3 for a train step (forward,
+  input and weight gradients) or times DDIM_STEPS for a sample. XLA counts elementwise
+  operations too; at these shapes they add under 1% to the convolutions and products."""
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  from genjax.train import loop  # noqa: PLC0415
+  model, *_, create = loop.build(config)
+  params = jax.eval_shape(create, jax.random.PRNGKey(0)).params
+  batch = TRAIN_BATCH if task == "train" else DDIM_BATCH
+  h, w = config.data.image_size
+  x = jax.ShapeDtypeStruct((batch, h, w, 3), jnp.float32)
+  t = jax.ShapeDtypeStruct((batch,), jnp.int32)
+  forward = jax.jit(lambda p, x, t: model.apply({"params": p}, x, t)).lower(params, x, t)
+  return forward.cost_analysis()["flops"] / 1e9 * (3 if task == "train" else DDIM_STEPS)
+
+
+def _jax_matmul_gflops(dtype: str) -> float:
+  """jax's MATMUL_N-square matrix product rate here in `dtype` (float32 accumulation),
+  median of 7 calls."""
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  a = jnp.ones((MATMUL_N, MATMUL_N), dtype)
+  product = jax.jit(lambda a: jnp.dot(a, a, preferred_element_type=jnp.float32))
+  return _matmul_rate(lambda: product(a).block_until_ready())
+
+
+def _matmul_rate(call) -> float:
+  """GFLOP/s of a MATMUL_N-square product `call`, median of 7 calls after 2 warm-ups."""
+  for _ in range(2):
+    call()
+  times = []
+  for _ in range(7):
+    t = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - t)
+  return 2 * MATMUL_N**3 / sorted(times)[3] / 1e9
+
+
 def worker(variant: str, task: str, steps: int, repeats: int, config_name: str) -> dict:
-  if variant == "diffusers":
-    result = diffusers_worker(task, steps, repeats)
+  if variant.startswith("diffusers"):
+    result = diffusers_worker(task, steps, repeats, bf16=variant == "diffusers_bf16")
   else:
     result = genjax_worker(task, steps, repeats, config_name=config_name,
                            dtype="bfloat16" if variant == "genjax_bf16" else "float32")
   result["seconds"] = sorted(result["times"])[len(result["times"]) // 2]
   result["images_per_s"] = result["images"] / result["seconds"]
+  result["gflops"] = result["gflop"] / result["seconds"]
+  result["pct_matmul"] = 100 * result["gflops"] / result["matmul_gflops"]
   result["peak_rss_mib"] = _peak_rss_mib()
   return result
 
@@ -188,7 +277,7 @@ def run_worker(variant: str, task: str, args) -> dict:
   root = str(pathlib.Path(__file__).resolve().parents[1])
   paths = [q for q in env.get("PYTHONPATH", "").split(os.pathsep)
            if q and pathlib.Path(q).resolve() != pathlib.Path(root)]
-  if variant == "diffusers":
+  if variant.startswith("diffusers"):
     env["PYTHONPATH"] = os.pathsep.join(paths)
     start = ["-P", str(pathlib.Path(__file__).resolve())]
   else:
@@ -211,7 +300,7 @@ def _chart(summary: dict, variants: list[str], path: pathlib.Path) -> None:
             ("ddim", "images_per_s", f"{DDIM_STEPS}-step DDIM, batch 16\nimages/s (higher is better)"),
             ("train", "peak_rss_mib", "peak RSS of the training process\nGiB (lower is better)")]
   fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-  colors = {"diffusers": "#ee4c2c", "genjax": "#1f77b4", "genjax_bf16": "#6baed6",
+  colors = {"diffusers": "#ee4c2c", "genjax": "#1f77b4", "genjax_bf16": "#6baed6", "diffusers_bf16": "#f5a08c",
             "genjax_onednn": "#2ca02c"}
   for ax, (task, metric, title) in zip(axes, panels):
     vals = [summary[v][task][metric] / (1024 if metric == "peak_rss_mib" else 1) for v in variants]
@@ -226,6 +315,21 @@ def _chart(summary: dict, variants: list[str], path: pathlib.Path) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+def _ceilings(summary: dict, variants: list[str], tasks: list[str]) -> dict:
+  """Per task, the most any float32 direct convolution could gain on diffusers here: the
+  best float32 matrix-product rate measured by any process of the run, over diffusers'
+  counted GFLOP/s (the FLOPs are the work itself; only fewer FLOPs, e.g. Winograd, or
+  faster arithmetic, e.g. bfloat16, go past it). {} without a diffusers variant."""
+  if "diffusers" not in variants:
+    return {}
+  out = {}
+  for t in tasks:
+    rate = max(summary[v][t]["matmul_gflops"] for v in variants if not v.endswith("_bf16"))
+    out[t] = {"matmul_gflops": rate, "diffusers_gflops": summary["diffusers"][t]["gflops"],
+              "ratio": rate / summary["diffusers"][t]["gflops"]}
+  return out
 
 
 def main(argv=None) -> dict:
@@ -276,6 +380,8 @@ def main(argv=None) -> dict:
                      "rounds_images_per_s": [x["images_per_s"] for x in runs[v][t]],
                      "rounds_peak_rss_mib": [x["peak_rss_mib"] for x in runs[v][t]],
                      "compile_s": med([x.get("compile_s", 0.0) for x in runs[v][t]]) or None,
+                     **{k: med([x[k] for x in runs[v][t]])
+                        for k in ("gflop", "gflops", "matmul_gflops", "pct_matmul")},
                      "params_m": runs[v][t][0]["params_m"], "conv": runs[v][t][0]["conv"]}
                  for t in tasks} for v in variants}
   rows = []
@@ -283,6 +389,10 @@ def main(argv=None) -> dict:
                               ("ddim", "images_per_s", f"{DDIM_STEPS}-step DDIM, batch {DDIM_BATCH}, images/s"),
                               ("train", "peak_rss_mib", "peak RSS, train process, MiB"),
                               ("ddim", "peak_rss_mib", "peak RSS, DDIM process, MiB"),
+                              ("train", "gflops", "train step, counted GFLOP/s"),
+                              ("ddim", "gflops", "DDIM, counted GFLOP/s"),
+                              ("train", "pct_matmul", "train step, % of matmul rate"),
+                              ("ddim", "pct_matmul", "DDIM, % of matmul rate"),
                               ("train", "compile_s", "compile, train step, s"),
                               ("ddim", "compile_s", "compile, DDIM sampler, s")):
     if task not in tasks:
@@ -290,7 +400,8 @@ def main(argv=None) -> dict:
     row = {"measure": label}
     for v in variants:
       row[v] = summary[v][task][metric]
-      if "diffusers" in variants and v != "diffusers" and metric != "compile_s":
+      if ("diffusers" in variants and v != "diffusers"
+          and metric not in ("compile_s", "pct_matmul")):
         row[f"{v}/diffusers"] = summary[v][task][metric] / summary["diffusers"][task][metric]
     rows.append(row)
   columns = [("measure", "median of rounds", "")]
@@ -303,12 +414,20 @@ def main(argv=None) -> dict:
   common.print_table(rows, columns)
   for v in variants:
     print(f"  {v}: {summary[v][tasks[0]]['params_m']:.2f}M parameters, conv: "
-          f"{summary[v][tasks[0]]['conv']}")
+          f"{summary[v][tasks[0]]['conv']}, " + ", ".join(
+              f"{t} {summary[v][t]['gflop']:.0f} GFLOP per call, matmul "
+              f"{summary[v][t]['matmul_gflops']:.0f} GFLOP/s" for t in tasks))
+  ceilings = _ceilings(summary, variants, tasks)
+  for task, c in ceilings.items():
+    print(f"  {task}: at the float32 matrix-product rate ({c['matmul_gflops']:.0f} GFLOP/s, the "
+          f"best measured here) a direct-convolution step doing diffusers' FLOPs would run "
+          f"at most {c['ratio']:.2f}x diffusers")
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   payload = {"benchmark": "peer", "genjax_config": args.genjax_config, "rounds": args.rounds, "train_steps": args.train_steps,
              "ddim_repeats": args.ddim_repeats, "device": common.device_info(),
              "threads": os.cpu_count(), "summary": summary, "table": rows,
+             "ceilings": ceilings,
              "runs": {v: {t: [{k: x[k] for k in x if k != "times"} for x in runs[v][t]]
                           for t in tasks} for v in variants}}
   common.write_json(out / "peer.json", payload)
