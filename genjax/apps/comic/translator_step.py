@@ -37,7 +37,7 @@ from genjax.apps.comic.translator_net import Generator
 from genjax.apps.comic.translator_step_config import StepConfig
 from genjax.image import cartoon_reps
 from genjax.train.optimizer import make_optimizer
-from genjax.train.step import ema_update, keep_if_finite
+from genjax.train.step import keep_if_finite, update_if_finite
 
 
 @flax.struct.dataclass
@@ -145,12 +145,11 @@ def train_step(state: TranslatorState, batch: dict, *, settings: StepConfig, g_t
     return total, (terms, pred)
 
   (loss, (metrics, pred)), grads = jax.value_and_grad(g_loss, has_aux=True)(state.params)
-  updates, opt_state = g_tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  ema = ema_update(params, state.ema_params, settings.ema_decay)
   metrics["grad_norm"] = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(metrics["grad_norm"])
 
+  # Both players' gradients come from the old parameters; the updates wait for `finite`,
+  # which needs both, and run under lax.cond (update_if_finite says why: in place).
   disc, disc_opt_state = state.disc, state.disc_opt_state
   if settings.disc_names:
     fake_reps = representations(jax.lax.stop_gradient(pred), k_tex, settings)
@@ -169,17 +168,24 @@ def train_step(state: TranslatorState, batch: dict, *, settings: StepConfig, g_t
 
     (d_total, (d_terms, stats)), d_grads = jax.value_and_grad(d_loss, has_aux=True)(
         disc["params"])
-    d_updates, disc_opt_state = d_tx.update(d_grads, disc_opt_state, disc["params"])
-    disc = {"params": optax.apply_updates(disc["params"], d_updates), "batch_stats": stats}
     metrics.update(d_terms)
     finite = finite & jnp.isfinite(d_total) & jnp.isfinite(optax.tree.norm(d_grads))
+
+    def d_update(trees):
+      d_params, d_opt_state = trees
+      d_updates, d_opt_state = d_tx.update(d_grads, d_opt_state, d_params)
+      return optax.apply_updates(d_params, d_updates), d_opt_state
+
+    d_params, disc_opt_state = jax.lax.cond(finite, d_update, lambda trees: trees,
+                                            (disc["params"], disc_opt_state))
+    disc = {"params": d_params,
+            "batch_stats": keep_if_finite(finite, stats, disc["batch_stats"])}
+  params, ema_params, opt_state = update_if_finite(
+      finite, grads, state.params, state.ema_params, state.opt_state, tx=g_tx,
+      ema_decay=settings.ema_decay)
   new_state = state.replace(
-      step=state.step + 1,
-      params=keep_if_finite(finite, params, state.params),
-      ema_params=keep_if_finite(finite, ema, state.ema_params),
-      opt_state=keep_if_finite(finite, opt_state, state.opt_state),
-      disc=keep_if_finite(finite, disc, state.disc),
-      disc_opt_state=keep_if_finite(finite, disc_opt_state, state.disc_opt_state),
+      step=state.step + 1, params=params, ema_params=ema_params, opt_state=opt_state,
+      disc=disc, disc_opt_state=disc_opt_state,
       skipped=state.skipped + (~finite).astype(jnp.int32))
   metrics["finite"] = finite.astype(jnp.int32)
   return new_state, metrics

@@ -292,3 +292,30 @@ def test_config_errors():
   with pytest.raises(tr.TranslatorError, match="fixed_knobs entry 'exposure' must look like"):
     StepConfig.from_config(configs.load("genjax/configs/comic_tiny.py",
                                                     ["model.fixed_knobs=('exposure',)"]))
+
+
+def test_non_finite_step_leaves_both_players_as_they_were():
+  """The non-finite guard under lax.cond: one NaN generator weight makes the loss NaN, and
+  the step then changes neither player, their optimizer states, the EMA nor the
+  discriminator's batch statistics, and counts the skip; without the NaN both update."""
+  _, state, step = _setup(["loss.adversarial=0.1"])  # paired, with the grayscale PatchGAN
+  photos = jnp.asarray(data_lib.procedural_pool(range(4), (48, 48)))
+  comics = jnp.zeros((1, 48, 48, 3), jnp.uint8)
+  leaves, tree = jax.tree.flatten(state.params)
+  poisoned = state.replace(params=jax.tree.unflatten(
+      tree, [leaves[0].at[(0,) * leaves[0].ndim].set(jnp.nan), *leaves[1:]]))
+  players = lambda s: (s.params, s.ema_params, s.opt_state, s.disc, s.disc_opt_state)  # noqa: E731
+
+  new, metrics = step(poisoned, photos, comics)
+  assert int(metrics["finite"]) == 0 and not np.isfinite(float(metrics["loss"]))
+  assert int(new.skipped) == int(state.skipped) + 1 and int(new.step) == int(state.step) + 1
+  for a, b in zip(jax.tree.leaves(players(new)), jax.tree.leaves(players(poisoned))):
+    np.testing.assert_array_equal(a, b)  # NaN where the NaN was, every other bit the same
+
+  new, metrics = step(state, photos, comics)
+  assert int(metrics["finite"]) == 1 and int(new.skipped) == int(state.skipped)
+  for name in ("params", "disc_opt_state"):
+    assert any(not np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(getattr(new, name)), jax.tree.leaves(getattr(state, name)))), name
+  assert any(not np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(new.disc["params"]), jax.tree.leaves(state.disc["params"])))
