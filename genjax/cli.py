@@ -71,7 +71,7 @@ def _cmd_train(args, overrides) -> int:
   _init_distributed(args)
   summary = loop.train(config, args.workdir, accept_config_change=args.accept_config_change)
   _print_summary(summary)
-  return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
+  return _exit_code(summary.interrupted_by)
 
 
 def _cmd_distill(args, overrides) -> int:
@@ -83,7 +83,7 @@ def _cmd_distill(args, overrides) -> int:
   if summary.interrupted_by is None:
     print(f"sample it with: genjax sample --workdir {args.out} -o OUT (defaults to its "
           f"{args.steps} DDIM steps)")
-  return 0 if summary.interrupted_by is None else 128 + _signal_number(summary.interrupted_by)
+  return _exit_code(summary.interrupted_by)
 
 
 def _cmd_tune(args, overrides) -> int:
@@ -182,9 +182,11 @@ def _cmd_demo(args, overrides) -> int:
   return demo.run(args.workdir, steps=args.steps, overrides=overrides)
 
 
-def _signal_number(name: str) -> int:
+def _exit_code(interrupted_by: str | None) -> int:
+  """0 for a run that finished or stopped at its time limit, 128 + N for signal N (the
+  shell's convention for a process a signal stopped)."""
   import signal
-  return int(signal.Signals[name])
+  return 0 if interrupted_by in (None, "time_limit") else 128 + int(signal.Signals[interrupted_by])
 
 
 def _print_summary(summary) -> None:

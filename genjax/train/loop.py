@@ -26,7 +26,7 @@ from genjax.train import (checkpoint, depth, distributed, evaluation, frozen, lo
                           trainers)
 from genjax.train.state import create_train_state, start_from
 from genjax.train.step import StepConfig, train_step
-from genjax.train.stop_signal import StopSignal
+from genjax.train.stop_signal import AGREE_EVERY, StopSignal, agreed_stop
 
 log = logging.getLogger("genjax.train")
 
@@ -263,6 +263,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   train_cfg = config.train
   lr_at = _logged_learning_rates(train_cfg, start)
   time_limit = 60.0 * train_cfg.get("time_limit_minutes", 0.0)
+  agree_every = 1 if jax.process_count() == 1 else AGREE_EVERY
   window, in_row, last_loss = [], 0, None
   # state.skipped plus the non-finite steps consumed since: a step's record then waits for
   # that step alone, not for the one dispatched after it.
@@ -320,17 +321,15 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
           write_samples(state)
         if evaluator is not None and (step + 1) % train_cfg.eval_every == 0:
           evaluate(state)
-        if time_limit and time.perf_counter() - t_start > time_limit:
-          # Every process must stop at the same step (collective saves): on one process
-          # the clock decides; several processes ignore the limit.
-          if jax.process_count() == 1 and step + 1 < train_cfg.num_steps:
-            log.warning("train.time_limit_minutes reached at step %d of %d", step + 1,
-                        train_cfg.num_steps)
-            interrupted = "time_limit"
+        if (step + 1) % agree_every == 0 and step + 1 < train_cfg.num_steps:
+          # Every process must stop at the same step (the final save is collective).
+          late = time_limit and time.perf_counter() - t_start > time_limit
+          interrupted = agreed_stop(stop.received or ("time_limit" if late else None))
+          if interrupted:
+            log.warning("stopping at step %d of %d: %s", step + 1, train_cfg.num_steps,
+                        "train.time_limit_minutes reached" if interrupted == "time_limit"
+                        else interrupted)
             break
-        if stop.received:
-          interrupted = stop.received
-          break
       if pending is not None:
         consume(*pending)
       final = int(state.step)

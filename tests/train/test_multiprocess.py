@@ -1,10 +1,12 @@
 """Two processes with two CPU devices each (gloo collectives) train like one process with
-four devices; a dead peer stops the other process (it exits, non-zero); both resume.
+four devices; a dead peer stops the other process (it exits, non-zero); both resume; a
+SIGTERM to one process stops both at the same step, with a checkpoint.
 
 No wall-clock pass criteria: a child that hangs is caught by the generous bound of
 tests/conftest.py (`children`), which dumps its stacks and fails saying where it hung."""
 
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -102,13 +104,14 @@ def test_two_processes_match_one_process_and_resample(tmp_path, tiny_overrides, 
 
 
 @pytest.mark.slow
-def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides, children):
+def test_dead_peer_stops_the_run_both_resume_and_one_sigterm_stops_both(tmp_path, tiny_overrides, children):
   workdir = tmp_path / "run"
   workdir.mkdir()
   # The restart trains to the same num_steps, so it runs the program the first launch
   # compiled (persistent cache) instead of compiling another (num_steps sets the schedule).
-  # The kill comes right after checkpoint 2, long before step 20.
-  total = 20
+  # The kill comes right after checkpoint 2, and the SIGTERM of the resumed run right after
+  # its first checkpoint: long before step 2000, which no launch reaches.
+  total = 2000
   overrides = tiny_overrides + [f"train.num_steps={total}", "train.checkpoint_every=2",
                                 "train.keep_checkpoints=20"]
   # A heartbeat timeout long enough that a loaded machine (threads starved for seconds while
@@ -132,11 +135,21 @@ def test_dead_peer_stops_the_run_and_both_resume(tmp_path, tiny_overrides, child
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   last = steps[-1]
   assert last < total
-  codes = _wait(children, _launch(children, workdir, _free_port(), overrides), workdir,
-                "the resumed 2-process run")
-  assert codes == [0, 0], _logs(workdir)()
-  log0 = workdir.with_suffix(".0.log").read_text()
-  assert f"at step {last}" in log0
+  # The resumed run: SIGTERM to process 1 alone (a preemption that reaches the hosts at
+  # different moments) stops both at one step, with one checkpoint, and both exit 128 + 15.
+  procs = _launch(children, workdir, _free_port(), overrides, heartbeat=30)
+  children.wait_until(
+      lambda: (workdir / "checkpoints" / str(last + 2) / "_CHECKPOINT_METADATA").exists(),
+      procs, "the resumed 2-process run, before its first checkpoint", _logs(workdir))
+  procs[1].send_signal(signal.SIGTERM)
+  codes = _wait(children, procs, workdir, "the resumed 2-process run, after SIGTERM to one")
+  assert codes == [128 + signal.SIGTERM] * 2, _logs(workdir)()
+  logs = [workdir.with_suffix(f".{pid}.log").read_text() for pid in range(2)]
+  assert f"at step {last}" in logs[0]
+  stops = [re.findall(rf"stopping at step (\d+) of {total}: SIGTERM", log) for log in logs]
+  assert stops[0] and stops[0] == stops[1], _logs(workdir)()
+  stopped = int(stops[0][0])
+  assert last + 2 <= stopped < total
   leftovers = [p.name for p in (workdir / "checkpoints").iterdir() if "tmp" in p.name]
   assert not leftovers
-  assert (workdir / "checkpoints" / str(total) / "_CHECKPOINT_METADATA").exists()
+  assert (workdir / "checkpoints" / str(stopped) / "_CHECKPOINT_METADATA").exists()
