@@ -33,6 +33,10 @@ class CheckpointMismatchError(ValueError):
   """The checkpoint holds parameters of other shapes than the model being restored."""
 
 
+class FieldMissingError(KeyError):
+  """The checkpoint holds no such state field (e.g. ema_params of a state without an EMA)."""
+
+
 class NoIntactCheckpointError(ValueError):
   """Every checkpoint step of a run is damaged; nothing was moved."""
 
@@ -222,8 +226,13 @@ def _single_device_target(metadata_tree):
 
 def restore_subtrees(directory, names=("ema_params",), *, step: int | None = None) -> dict:
   """{name: tree} of state fields (params, ema_params, opt_state, step, ...) of the run
-  checkpoints in `directory` at `step` (default: latest), restored onto one local device
-  whatever mesh and process count the run was trained with; nothing is written."""
+  checkpoints in `directory` at `step`, restored onto one local device whatever mesh and
+  process count the run was trained with; nothing is written, moved or deleted.
+
+  Without `step`, the newest step that reads back whole: each newer damaged step is logged
+  on one line (step and reason) and skipped, as a resumed run skips it (`restore_intact`);
+  NoIntactCheckpointError names them all when none is intact. A given `step` is read as is.
+  """
   directory = pathlib.Path(directory).absolute()
   # The read-only options are given as Orbax would force them (else it warns about each).
   with _quiet_read_only_notice():
@@ -231,17 +240,44 @@ def restore_subtrees(directory, names=("ema_params",), *, step: int | None = Non
         read_only=True, create=False, save_interval_steps=0),
         state_handler=ocp.PyTreeCheckpointHandler())
   try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{directory} holds no checkpoint")
-    metadata = manager.item_metadata(step)["state"]
-    metadata = getattr(metadata, "tree", metadata)
-    target = {name: _single_device_target(metadata[name]) for name in names}
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-        item=target, partial_restore=True,
-        restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
+    if step is not None:
+      return _restore_fields(manager, step, names)
+    damaged = []
+    for candidate in sorted(manager.all_steps(), reverse=True):
+      problem = _missing_part(directory / str(candidate), with_data=False)
+      if problem is None:
+        try:
+          fields = _restore_fields(manager, candidate, names)
+        except (MemoryError, FieldMissingError):  # not damage: another kind of state
+          raise
+        except Exception as e:  # anything Orbax / TensorStore raise on a bad file
+          problem = Damaged(candidate, "unreadable", _one_line(e))
+      if problem is None:
+        return fields
+      log.warning("checkpoint step %d is damaged (%s); trying an older step",
+                  candidate, problem.reason)
+      damaged.append(problem)
+    if damaged:
+      raise NoIntactCheckpointError(
+          f"no intact checkpoint in {directory}: "
+          + "; ".join(f"step {d.step}: {d.reason}" for d in damaged))
+    raise FileNotFoundError(f"{directory} holds no checkpoint")
   finally:
     manager.close()
+
+
+def _restore_fields(manager, step: int, names) -> dict:
+  """restore_subtrees' read of one step."""
+  metadata = manager.item_metadata(step)["state"]
+  metadata = getattr(metadata, "tree", metadata)
+  missing = [name for name in names if name not in metadata]
+  if missing:
+    raise FieldMissingError(f"checkpoint step {step} of {manager.directory} has no "
+                            f"{', '.join(missing)}")
+  target = {name: _single_device_target(metadata[name]) for name in names}
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+      item=target, partial_restore=True,
+      restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
   return dict(restored["state"])
 
 

@@ -5,6 +5,7 @@ import logging
 import shutil
 
 import jax
+import numpy as np
 import pytest
 
 from genjax import cli, configs, data
@@ -90,3 +91,43 @@ def test_no_intact_step_is_one_line_and_moves_nothing(run_copy, run_overrides, c
   assert "step 4: " in line[0] and "step 2: state/_METADATA is missing" in line[0]
   assert (run_copy / "checkpoints" / "4").is_dir() and (run_copy / "checkpoints" / "2").is_dir()
   assert not (run_copy / "checkpoints" / "damaged").exists()
+
+
+def _truncate_every_array_file(step_dir):
+  # A read of a few fields may not touch the largest file: every file then.
+  for p in (step_dir / "state").rglob("*"):
+    if p.is_file() and p.parent.name == "d":
+      p.write_bytes(p.read_bytes()[:p.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("kind", ["truncated", "no_metadata"])
+def test_a_read_only_restore_takes_the_newest_intact_step(run_copy, caplog, kind):
+  """What `genjax sample`, `genjax eval` and a distillation teacher read (restore_subtrees):
+  the newest step that reads back whole, saying which step it skipped and why; read-only,
+  so the damaged step stays where it is."""
+  damage, _, reason = DAMAGE[kind]
+  damage = _truncate_every_array_file if kind == "truncated" else damage
+  checkpoints = run_copy / "checkpoints"
+  older = checkpoint.restore_subtrees(checkpoints, ("params", "step"), step=2)
+  damage(checkpoints / "4")
+  with caplog.at_level(logging.WARNING, logger="genjax.train"):
+    got = checkpoint.restore_subtrees(checkpoints, ("params", "step"))
+  assert int(got["step"]) == 2
+  for a, b in zip(jax.tree.leaves(got["params"]), jax.tree.leaves(older["params"]), strict=True):
+    np.testing.assert_array_equal(a, b)
+  said = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+  assert len(said) == 1 and "step 4" in said[0] and reason in said[0]
+  assert (checkpoints / "4").is_dir() and not (checkpoints / "damaged").exists()
+
+
+def test_a_read_only_restore_without_an_intact_step_names_each(run_copy):
+  checkpoints = run_copy / "checkpoints"
+  # A field the state lacks is not damage: no older step is tried.
+  with pytest.raises(checkpoint.FieldMissingError, match="step 4 of .* has no no_such_field"):
+    checkpoint.restore_subtrees(checkpoints, ("no_such_field",))
+  _truncate_every_array_file(checkpoints / "4")
+  (checkpoints / "2" / "state" / "_METADATA").unlink()
+  with pytest.raises(checkpoint.NoIntactCheckpointError,
+                     match=r"step 4: .*OUT_OF_RANGE.*; step 2: state/_METADATA is missing"):
+    checkpoint.restore_subtrees(checkpoints, ("params",))
+  assert (checkpoints / "4").is_dir() and (checkpoints / "2").is_dir()
