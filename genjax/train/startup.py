@@ -103,6 +103,9 @@ def _restore(trainer, config, workdir, ckpt, abstract, shardings, config_diff, i
 def _create(trainer, config, workdir, init_key, shardings, is_main):
   state = compile_init(trainer.create_state, init_key, shardings)(init_key)
   if config.train.get("init_params"):
+    if not hasattr(trainer, "start_from"):
+      raise ValueError(f"train.init_params={config.train.init_params!r}: the "
+                       f"{type(trainer).__name__} trainer cannot start from other parameters")
     state = trainer.start_from(state, config.train.init_params, shardings)
     log.info("started from the parameters in %s", config.train.init_params)
   if is_main:

@@ -28,6 +28,13 @@ A trainer is a class built once per run as `Trainer(config)`, with:
   finish(state, workdir)          process 0, after the last checkpoint: exports (may do
                                   nothing)
   skipped_files                   list of (file, reason) the data left out
+
+and, optionally (a run whose config sets train.init_params needs it; without it such a run
+stops with an error naming the key):
+
+  start_from(state, path, shardings)  `state` with the parameters and EMA read from `path`
+                                      (train.init_params) laid out as `shardings`, and a
+                                      fresh optimizer state for them
 """
 
 from typing import Any, Protocol
