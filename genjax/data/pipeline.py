@@ -130,5 +130,16 @@ def make_loader(cfg, *, global_batch_size: int, seed: int, shard_index: int | No
   ds = ds.batch(b, drop_remainder=True).to_iter_dataset(
       grain.ReadOptions(num_threads=cfg.get("read_threads", 4), prefetch_buffer_size=4))
   if cfg.worker_count > 0:
+    _absl_flags_parsed()
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.worker_count))
   return ds
+
+
+def _absl_flags_parsed() -> None:
+  """Grain (0.2.x) reads an absl flag when it starts its worker processes
+  (grain_enable_multiprocess_worker_profiling), which raises UnparsedFlagAccessError in a
+  program that never parsed absl's flags (anything but an absl app, `genjax` included).
+  Marking them parsed leaves every flag at its default; an absl app has parsed them."""
+  from absl import flags  # noqa: PLC0415  (absl comes with grain)
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()

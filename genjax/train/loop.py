@@ -342,6 +342,10 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
     book.close()
     if evaluator is not None:
       evaluator.close()
+    if hasattr(data_iter, "close"):
+      # Grain's worker processes (data.worker_count > 0) stop now: left to the interpreter's
+      # shutdown, their queues are closed first and each finalizer prints a traceback.
+      data_iter.close()
 
   seconds = time.perf_counter() - t_start
   summary = RunSummary(

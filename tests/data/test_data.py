@@ -75,3 +75,24 @@ def test_pipeline_order_is_independent_of_process_count_and_resumes():
   skipped = iter(data.make_loader(cfg, global_batch_size=8, seed=5, shard_index=0,
                                   shard_count=1, start_batch=3))
   np.testing.assert_array_equal(next(skipped)["image"], nxt)
+
+
+def test_worker_processes_give_the_same_batches_and_resume():
+  """data.worker_count > 0 (Grain's worker processes, started in a program that is not an
+  absl app): the batches of the in-process pipeline, in order, and an iterator restored from
+  a saved state continues with the batch that came next."""
+  cfg = configs.load("tiny", ["data.image_size=(8, 16)"]).data
+  plain = iter(data.make_loader(cfg, global_batch_size=8, seed=5, shard_index=0, shard_count=1))
+  want = [next(plain) for _ in range(4)]
+  cfg.worker_count = 1
+  workers = iter(data.make_loader(cfg, global_batch_size=8, seed=5, shard_index=0,
+                                  shard_count=1))
+  got = [next(workers) for _ in range(3)]
+  state = workers.get_state()
+  resumed = iter(data.make_loader(cfg, global_batch_size=8, seed=5, shard_index=0,
+                                  shard_count=1))
+  resumed.set_state(state)
+  got.append(next(resumed))
+  for w, g in zip(want, got, strict=True):
+    np.testing.assert_array_equal(g["image"], w["image"])
+    np.testing.assert_array_equal(g["label"], w["label"])
