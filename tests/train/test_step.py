@@ -1,11 +1,16 @@
-"""The train step: data parallelism, skipped non-finite steps, no recompilation."""
+"""The train step: data parallelism, skipped non-finite steps, no recompilation, gradient
+accumulation."""
+
+import dataclasses
+import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from genjax import configs, data
-from genjax.train import loop, sharding, startup
+from genjax.train import loop, sharding, startup, step
 
 
 class Harness:
@@ -76,3 +81,26 @@ def test_start_up_init_options_keep_the_bits(harness):
   assert len(leaves) == len(expected) > 10
   for got, want in zip(leaves, expected):
     np.testing.assert_array_equal(got, want)
+
+
+def test_grad_accumulation_is_the_mean_over_micro_batches(harness):
+  """train.grad_accum_steps = 2: the loss and gradient are the means of the two micro-batches'
+  (examples i, i + 2, i + 4, ... of the batch, with key fold_in(key, i)), computed apart."""
+  model, spec, _, step_cfg, _ = loop.build(harness.config)
+  cfg = dataclasses.replace(step_cfg, grad_accum_steps=2)
+  params = harness.state.params
+  batch = {k: jnp.asarray(v) for k, v in harness.batch.items()}
+  key = jax.random.PRNGKey(3)
+  loss, grads = jax.jit(functools.partial(step._grads, model=model, spec=spec, cfg=cfg))(
+      params, batch, key)
+  one = jax.jit(jax.value_and_grad(functools.partial(step._loss, model=model, spec=spec,
+                                                     cfg=cfg)))
+  parts = [one(params, jax.tree.map(lambda a, i=i: a[i::2], batch), jax.random.fold_in(key, i))
+           for i in range(2)]
+  want_loss = (parts[0][0] + parts[1][0]) / 2
+  want_grads = jax.tree.map(lambda a, b: (a + b) / 2, parts[0][1], parts[1][1])
+  np.testing.assert_allclose(float(loss), float(want_loss), rtol=1e-6)
+  scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want_grads))
+  assert _max_abs(grads, want_grads) <= 1e-5 * scale
+  # The micro-batches' gradients differ, so the mean is not either one of them.
+  assert _max_abs(parts[0][1], parts[1][1]) > 1e-2 * scale
