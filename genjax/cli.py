@@ -174,7 +174,7 @@ def _cmd_train_comic(args, overrides) -> int:
   import jax
   if jax.process_index() == 0:
     print(json.dumps(result, indent=1))
-  return 0
+  return _exit_code(result["interrupted_by"])
 
 
 def _cmd_demo(args, overrides) -> int:

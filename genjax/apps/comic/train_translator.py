@@ -203,7 +203,8 @@ def initial_translator(config) -> tr.Translator:
 def train_translator(config, workdir, *, progress: bool = True,
                      accept_config_change: bool = False) -> dict[str, Any]:
   """Trains (or resumes) a translator in workdir; returns eval.json's record with the
-  training time, whether the time limit stopped it, and the last metrics record.
+  training time, whether it stopped early and what stopped it (interrupted_by: "time_limit",
+  a signal's name, or None), and the last metrics record.
 
   Resuming with a changed config is refused as `genjax train` refuses it (ConfigError)
   unless accept_config_change.
@@ -217,4 +218,5 @@ def train_translator(config, workdir, *, progress: bool = True,
   records = [r for r in logbook.read_records(workdir / "metrics.jsonl") if "loss" in r]
   return {**result, "step": summary.final_step, "train_seconds": round(summary.seconds, 1),
           "stopped_early": summary.interrupted_by is not None,
+          "interrupted_by": summary.interrupted_by,
           "last": records[-1] if records else {}}
