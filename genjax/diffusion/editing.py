@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from genjax.diffusion import samplers
 from genjax.diffusion.denoiser import DenoiseFn
 
-# Noise uses within one step, beside samplers._NOISE_TRANSITION.
+# Noise uses within one step, beside samplers.NOISE_TRANSITION.
 _NOISE_KNOWN, _NOISE_JUMP = 1, 2
 # Repeating a multistep solver's step after re-noising extrapolates from a stale
 # history and diverges (measured: variance x40 at 25 steps, resample 10).
