@@ -61,6 +61,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.compute_dtype = "float32"  # "float32" | "bfloat16" (master weights stay float32)
   c.train.label_dropout = 0.1        # classifier-free guidance: P(label -> null class)
   c.train.max_nonfinite_in_row = 20  # stop after this many skipped (NaN/Inf) steps in a row
+  c.train.time_limit_minutes = 0.0   # > 0: stop (checkpoint) after this wall time
+  c.train.stop_check_every = 10      # several processes agree on a stop (signal, time
+                                     # limit) every this many steps; 1 process: every step
   c.train.latitude_weighting = False  # weight the loss by cos(latitude) per row (equirect panoramas)
   c.train.objective = "diffusion"    # "diffusion" | "depth" | "distill" (genjax.train.step.LOSSES)
   c.train.init_params = ""           # a fresh run starts from these params: an exported .msgpack

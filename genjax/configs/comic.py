@@ -49,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 16
   c.train.num_steps = 50_000
   c.train.time_limit_minutes = 0.0    # > 0: stop (checkpoint, export) after this wall time
+  c.train.stop_check_every = 10       # several processes agree on a stop every this many steps
   c.train.learning_rate = 1e-3
   c.train.warmup_steps = 500
   c.train.end_lr_fraction = 0.05

@@ -263,7 +263,7 @@ def train(config, workdir: str | pathlib.Path, *, progress: bool = True,
   train_cfg = config.train
   lr_at = _logged_learning_rates(train_cfg, start)
   time_limit = 60.0 * train_cfg.get("time_limit_minutes", 0.0)
-  agree_every = 1 if jax.process_count() == 1 else AGREE_EVERY
+  agree_every = 1 if jax.process_count() == 1 else train_cfg.get("stop_check_every", AGREE_EVERY)
   window, in_row, last_loss = [], 0, None
   # state.skipped plus the non-finite steps consumed since: a step's record then waits for
   # that step alone, not for the one dispatched after it.

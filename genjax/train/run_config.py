@@ -32,7 +32,7 @@ FREE_ON_RESUME = frozenset({
     "train.max_nonfinite_in_row", "train.eval_every", "train.eval_metrics",
     "train.eval_num_images", "train.eval_batch_size", "train.eval_sample_steps",
     "train.keep_best_by", "train.init_params", "data.worker_count", "mesh.data", "mesh.fsdp",
-    "kernels.conv_impl", "train.time_limit_minutes",
+    "kernels.conv_impl", "train.time_limit_minutes", "train.stop_check_every",
 })
 
 # Integer keys and their least valid value (what the value counts, for the message).
@@ -47,6 +47,7 @@ _AT_LEAST = {
     "train.num_sample_images": (1, "images in the sample grid"),
     "train.sample_steps": (1, "sampler steps of the sample grid"),
     "train.max_nonfinite_in_row": (1, "non-finite steps before stopping"),
+    "train.stop_check_every": (1, "steps between the processes' agreements on a stop"),
     "train.warmup_steps": (0, "learning-rate warmup steps"),
     "train.eval_every": (0, "steps between evaluations, 0 = off"),
     "train.eval_num_images": (1, "images per evaluation"),

@@ -10,9 +10,9 @@ from jax.experimental import multihost_utils
 # Reasons a run stops early, by code: 0 is "go on". The order is the priority when the
 # processes of a run have different reasons (a signal over the time limit).
 REASONS = (None, "time_limit", "SIGINT", "SIGTERM")
-# A multi-process run agrees on a stop every this many steps: each agreement is a
-# collective that waits for the step in flight, so not every step. A single process checks
-# every step, at no cost.
+# A multi-process run agrees on a stop every this many steps (train.stop_check_every, this
+# when a config has none): each agreement is a collective that waits for the step in
+# flight, so not every step. A single process checks every step, at no cost.
 AGREE_EVERY = 10
 
 

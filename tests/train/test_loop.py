@@ -1,10 +1,11 @@
-"""The training loop's log records: each one describes its own step."""
+"""The training loop's log records: each one describes its own step; a time limit stops a
+run with a checkpoint and exit code 0."""
 
 import json
 
 import pytest
 
-from genjax import configs
+from genjax import cli, configs
 from genjax.train import loop
 
 
@@ -21,3 +22,11 @@ def test_each_record_counts_the_skipped_steps_up_to_its_own_step(tmp_path, tiny_
   assert [r["step"] for r in records] == [1, 2, 3]
   assert [r["skipped_steps"] for r in records] == [0, 1, 2]
   assert summary.skipped_steps == 2 and summary.final_step == 3
+
+  # The same program (the persistent compilation cache has it) with a time limit that has
+  # passed when step 1 is done: the run stops there, saves it, and the CLI's exit code is 0.
+  config.train.time_limit_minutes = 1e-9
+  summary = loop.train(config, tmp_path / "limited", progress=False)
+  assert summary.interrupted_by == "time_limit" and summary.final_step == 1
+  assert (tmp_path / "limited" / "checkpoints" / "1" / "_CHECKPOINT_METADATA").exists()
+  assert cli._exit_code(summary.interrupted_by) == 0 and cli._exit_code("SIGTERM") == 143
