@@ -1,5 +1,5 @@
 """The train step: data parallelism, skipped non-finite steps, no recompilation, gradient
-accumulation."""
+accumulation, label dropout."""
 
 import dataclasses
 import functools
@@ -104,3 +104,31 @@ def test_grad_accumulation_is_the_mean_over_micro_batches(harness):
   assert _max_abs(grads, want_grads) <= 1e-5 * scale
   # The micro-batches' gradients differ, so the mean is not either one of them.
   assert _max_abs(parts[0][1], parts[1][1]) > 1e-2 * scale
+
+
+def test_label_dropout_replaces_labels_by_the_null_class(tiny_overrides):
+  """Classifier-free guidance training: with train.label_dropout = 1 every label becomes the
+  null class (label num_classes), so the loss is the one of the null labels without dropout;
+  with dropout 0 the labels reach the model (another loss)."""
+  config = configs.load("tiny", list(tiny_overrides) + ["model.num_classes=3"])
+  model, spec, _, step_cfg, create = loop.build(config)
+  params = jax.jit(create)(jax.random.PRNGKey(0)).params
+  # Noise on every parameter: the zero-initialised output layer would hide the labels.
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
+  params = jax.tree.unflatten(tree, [p + 0.05 * jax.random.normal(k, p.shape)
+                                     for p, k in zip(leaves, keys)])
+  b, (h, w) = 4, config.data.image_size
+  x0 = jax.random.uniform(jax.random.PRNGKey(1), (b, h, w, 3), minval=-1.0, maxval=1.0)
+  labels = jnp.array([0, 1, 2, 1], jnp.int32)
+  key = jax.random.PRNGKey(2)
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def loss(labels, params, dropout):
+    cfg = dataclasses.replace(step_cfg, label_dropout=dropout)
+    return step._loss(params, {"image": x0, "label": labels}, key, model=model, spec=spec,
+                      cfg=cfg)
+
+  null = jnp.full_like(labels, 3)
+  assert float(loss(labels, params, 1.0)) == float(loss(null, params, 0.0))
+  assert float(loss(labels, params, 0.0)) != float(loss(null, params, 0.0))
