@@ -1,5 +1,5 @@
 """The train step: data parallelism, skipped non-finite steps, no recompilation, gradient
-accumulation, label dropout."""
+accumulation, label dropout, FSDP."""
 
 import dataclasses
 import functools
@@ -132,3 +132,17 @@ def test_label_dropout_replaces_labels_by_the_null_class(tiny_overrides):
   null = jnp.full_like(labels, 3)
   assert float(loss(labels, params, 1.0)) == float(loss(null, params, 0.0))
   assert float(loss(labels, params, 0.0)) != float(loss(null, params, 0.0))
+
+
+def test_fsdp_matches_one_device(harness, tiny_overrides):
+  """mesh.fsdp = 2 on 4 devices (parameters, EMA and Adam moments split over the fsdp axis,
+  the batch over both axes) takes the step the one-device step takes."""
+  fsdp = Harness(list(tiny_overrides) + ["mesh.fsdp=2"])
+  _, shardings, _ = fsdp.step_fn(4)
+  split = [s for s in jax.tree.leaves(shardings.params) if "fsdp" in tuple(s.spec)]
+  assert split  # the comparison below is about split parameters, not only replicated ones
+  one_state, one_metrics = harness.run(1)
+  fsdp_state, fsdp_metrics = fsdp.run(4)
+  assert abs(one_metrics["loss"] - fsdp_metrics["loss"]) <= 1e-5 * abs(one_metrics["loss"])
+  assert _max_abs(one_state.params, fsdp_state.params) <= 1e-5
+  assert _max_abs(one_state.opt_state, fsdp_state.opt_state) <= 1e-5
