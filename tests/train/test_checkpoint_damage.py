@@ -11,6 +11,10 @@ import pytest
 from genjax import cli, configs, data
 from genjax.train import checkpoint, loop, sharding
 
+# Orbax leaves the read coroutines of a step that failed to read un-awaited, and Python
+# reports each one when it is collected: noise of the damage these tests make on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 
 def _truncate_largest_array_file(step_dir):
   files = [p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
